@@ -1,0 +1,43 @@
+# Tempo: the two commands of the README, and a few more.
+#   make          build into build/ (binary build/tempo)
+#   make demo     install what is missing, build, run the main job on the embedded default
+#   make check    install what is missing, build, run every test (Release, then ASan/UBSan)
+JOBS ?= $(shell nproc)
+BUILD ?= build
+SAN_BUILD ?= build-asan
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo check test test-asan bench format clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: deps build
+	$(BUILD)/tempo train --model cnn --dataset fashion-mnist --epochs 1 --batch-size 64 --lr 0.05
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-asan:
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTEMPO_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+	cd $(SAN_BUILD) && ctest --output-on-failure -j$(JOBS) -LE slow
+
+check: deps
+	$(MAKE) test
+	$(MAKE) test-asan
+
+bench: build
+	bench/run-all.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)
