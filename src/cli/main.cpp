@@ -1,6 +1,44 @@
-#include <cstdio>
+// tempo: train and serve neural networks on untrusted GPUs without showing them the model or data.
+#include <malloc.h>
 
-int main() {
-  std::puts("tempo: under construction");
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  // Keep freed activation buffers in the heap instead of returning them to the kernel: a training
+  // step allocates the same large tensors every time, and fresh mmap'd pages cost page faults.
+  mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+
+  CLI::App app{
+      "Tempo trains neural networks on untrusted GPU workers without showing them the model or "
+      "the data.\nThe master (this process) holds data, weights and keys; workers see only "
+      "MM-obfuscated (blinded) products.",
+      "tempo"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tempo 0.1.0");
+  const std::vector<tempo::cli::Command> commands = {
+      tempo::cli::add_train_command(app),
+      tempo::cli::add_eval_command(app),
+      tempo::cli::add_bench_command(app),
+      tempo::cli::add_info_command(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "tempo: error: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

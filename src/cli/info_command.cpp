@@ -1,0 +1,63 @@
+// `tempo info`: what this build is and what the machine offers.
+#include <cblas.h>
+#include <dnnl.hpp>
+#include <omp.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "common/worker_protocol.h"
+#include "master/models/model_factory.h"
+
+namespace tempo::cli {
+
+namespace {
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+}  // namespace
+
+Command add_info_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Show the build, the BLAS and oneDNN in use, threads and CPU features");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print one JSON object instead of text");
+  return {cmd, [json] {
+    const auto* v = dnnl::version();
+    __builtin_cpu_init();
+    nlohmann::json info = {
+        {"version", "0.1.0"},
+        {"protocol_version", protocol::kProtocolVersion},
+        {"blas", std::string(openblas_get_config())},
+        {"blas_core", std::string(openblas_get_corename())},
+        {"onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                       std::to_string(v->patch)},
+        {"libsodium", sodium_version_string()},
+        {"threads", omp_get_max_threads()},
+        {"cores_online", sysconf(_SC_NPROCESSORS_ONLN)},
+        {"cpu", cpu_model()},
+        {"avx2", static_cast<bool>(__builtin_cpu_supports("avx2"))},
+        {"avx512f", static_cast<bool>(__builtin_cpu_supports("avx512f"))},
+        {"models", models::model_names()},
+        {"tee", "sim (no TEE: nothing is protected in this process)"},
+    };
+    if (*json) {
+      std::printf("%s\n", info.dump().c_str());
+      return 0;
+    }
+    for (auto& [k, val] : info.items())
+      std::printf("%-18s %s\n", (k + ":").c_str(),
+                  val.is_string() ? val.get<std::string>().c_str() : val.dump().c_str());
+    return 0;
+  }};
+}
+
+}  // namespace tempo::cli
