@@ -14,6 +14,7 @@ Command add_bench_command(CLI::App& app) {
       "bench", "Time training steps (forward, backward, SGD) on a fixed synthetic batch");
   auto b = std::make_shared<train::StepBenchmarkOptions>();
   auto o = std::make_shared<train::TrainOptions>();
+  auto flags = std::make_shared<OffloadFlags>();
   auto json = std::make_shared<bool>(false);
   cmd->add_option("--model", b->model, "Model name")->capture_default_str();
   cmd->add_option("--batch-size", b->batch_size, "Samples per step")->capture_default_str();
@@ -27,11 +28,12 @@ Command add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"plain", "tempo"}))
       ->capture_default_str();
   cmd->add_flag("--json", *json, "Last line of stdout: a JSON object with the results");
-  return {cmd, [b, o, json] {
+  add_offload_flags(*cmd, *flags);
+  return {cmd, [b, o, json, flags] {
             o->model = b->model;
             o->threads = b->threads;
             Progress progress(1 << 30);
-            auto session = make_compute_session(*o, progress);
+            auto session = make_compute_session(*o, *flags, progress);
             const auto r = train::run_step_benchmark(*b, session.assigner);
             nlohmann::json j = {{"model", b->model},
                                 {"mode", o->mode},

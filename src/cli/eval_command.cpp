@@ -16,12 +16,14 @@ Command add_eval_command(CLI::App& app) {
                                  "test_accuracy and test_loss");
   auto path = std::make_shared<std::string>();
   auto o = std::make_shared<train::TrainOptions>();
+  auto flags = std::make_shared<OffloadFlags>();
   cmd->add_option("--checkpoint", *path, "A checkpoint written by `tempo train`")->required();
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (as for train)");
   cmd->add_option("--limit-test", o->limit_test, "Evaluate on the first N test samples only");
   cmd->add_option("--mode", o->mode, "plain | tempo")->check(CLI::IsMember({"plain", "tempo"}));
   cmd->add_option("--threads", o->threads, "CPU threads (0: every core)");
-  return {cmd, [path, o] {
+  add_offload_flags(*cmd, *flags);
+  return {cmd, [path, o, flags] {
             const train::Checkpoint ckpt = train::load_checkpoint(*path);
             const auto& run = ckpt.meta.at("run");
             o->model = run.at("model").get<std::string>();
@@ -30,7 +32,7 @@ Command add_eval_command(CLI::App& app) {
             o->seed = run.at("seed").get<uint64_t>();
             o->image_size = run.at("image_size").get<int>();
             Progress progress(1 << 30);
-            auto session = make_compute_session(*o, progress);
+            auto session = make_compute_session(*o, *flags, progress);
             train::Trainer trainer(*o, {}, session.assigner);
             train::restore_model_state(ckpt, trainer.model());
             auto [acc, loss] = trainer.evaluate();

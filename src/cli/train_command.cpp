@@ -16,6 +16,7 @@ Command add_train_command(CLI::App& app) {
       "Train a model. Human-readable progress goes to stderr; the last line of stdout is a JSON "
       "summary with test_accuracy, train_loss, steps and seconds.");
   auto o = std::make_shared<train::TrainOptions>();
+  auto flags = std::make_shared<OffloadFlags>();
   add_train_flags(*cmd, *o);
   cmd->add_option("--epochs", o->epochs, "Passes over the training set")->capture_default_str();
   cmd->add_option("--metrics-out", o->metrics_out,
@@ -27,7 +28,8 @@ Command add_train_command(CLI::App& app) {
                   "Stop after N steps of this invocation, with a checkpoint (resume later)");
   cmd->add_option("--log-every", o->log_every, "Steps between log lines when stderr is not a terminal")
       ->capture_default_str();
-  return {cmd, [o] {
+  add_offload_flags(*cmd, *flags);
+  return {cmd, [o, flags] {
             Progress progress(o->log_every);
             train::TrainObserver obs;
             obs.on_step = [&](int epoch, int64_t step, int64_t steps, double loss, double ips) {
@@ -37,7 +39,7 @@ Command add_train_command(CLI::App& app) {
               progress.epoch(epoch, o->epochs, acc, test_loss, train_loss);
             };
             obs.on_message = [&](const std::string& m) { progress.message(m); };
-            auto session = make_compute_session(*o, progress);
+            auto session = make_compute_session(*o, *flags, progress);
             train::Trainer trainer(*o, obs, session.assigner);
             const train::TrainSummary s = trainer.run();
             nlohmann::json summary = {

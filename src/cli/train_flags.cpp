@@ -2,6 +2,10 @@
 
 #include <stdexcept>
 
+#include "cli/privacy_report.h"
+#include "master/offload/offload_engine.h"
+#include "worker/embedded_worker.h"
+
 namespace tempo::cli {
 
 void add_train_flags(CLI::App& cmd, train::TrainOptions& o) {
@@ -46,14 +50,85 @@ void add_train_flags(CLI::App& cmd, train::TrainOptions& o) {
       ->capture_default_str();
 }
 
-ComputeSession make_compute_session(const train::TrainOptions& o, Progress& progress) {
+void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
+  auto* g = cmd.add_option_group("Offload (--mode tempo)");
+  g->add_option("--conv-mode", f.conv_mode,
+                "patch: convs as blinded im2col products, hiding spatial layout (default); "
+                "channel: blinded channels, faster, spatial maps visible to workers")
+      ->check(CLI::IsMember({"patch", "channel"}))
+      ->capture_default_str();
+  g->add_option("--sigma", f.sigma, "Scales are powers of two in [2^-sigma, 2^sigma]")
+      ->check(CLI::Range(0, 60))
+      ->capture_default_str();
+  g->add_option("--keep-in-tee", f.keep_in_tee,
+                "Keep this layer (module path or prefix, e.g. layer4) in the TEE; repeatable");
+  g->add_option("--channel-mode-layer", f.channel_mode_layers,
+                "Run this conv (path or prefix) in the other conv mode; repeatable");
+  g->add_flag("--offload-first-layer", f.offload_first_layer,
+              "Offload the first layer too (by default raw inputs never leave the TEE)");
+  g->add_flag("--offload-head", f.offload_head,
+              "Offload the classifier head too (by default logits stay in the TEE)");
+  g->add_option("--worker-threads", f.worker_threads, "Threads of the embedded worker (0: all)");
+  g->add_option("--max-cache-bytes", f.max_cache_bytes,
+                "Bound on the operands the embedded worker caches between forward and backward")
+      ->capture_default_str();
+  g->add_option("--record-view", f.record_view_dir,
+                "Record every tensor the embedded worker receives into DIR (docs/view-format.md)");
+  g->add_flag("--privacy-report", f.privacy_report,
+              "Print where each layer runs and its key-space bits before training");
+  g->add_flag("--traffic-report", f.traffic_report,
+              "Add per-layer bytes sent and received to the JSON summary");
+}
+
+ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadFlags& f,
+                                    Progress& progress) {
   ComputeSession s;
   if (o.mode == "plain") {
     s.add_to_summary = [](nlohmann::json& j) { j["tee"] = "sim"; };
     return s;
   }
-  (void)progress;
-  throw std::invalid_argument("--mode " + o.mode + " is not available in this build");
+  if (o.mode != "tempo") throw std::invalid_argument("unknown --mode " + o.mode);
+  worker::WorkerOptions wo;
+  wo.backend = "cpu";
+  wo.threads = f.worker_threads;
+  wo.limits.max_cache_bytes = f.max_cache_bytes;
+  wo.record_view_dir = f.record_view_dir;
+  auto embedded = std::make_shared<worker::EmbeddedWorker>(wo);
+
+  offload::OffloadPolicy policy;
+  policy.conv_mode = offload::parse_conv_mode(f.conv_mode);
+  policy.obfuscation.sigma = f.sigma;
+  policy.keep_in_tee = {f.keep_in_tee.begin(), f.keep_in_tee.end()};
+  policy.conv_mode_exceptions = {f.channel_mode_layers.begin(), f.channel_mode_layers.end()};
+  policy.keep_first_in_tee = !f.offload_first_layer;
+  policy.keep_head_in_tee = !f.offload_head;
+  auto engine = std::make_shared<offload::OffloadEngine>(*embedded, policy);
+  auto placement = std::make_shared<std::vector<offload::PlacedLayer>>();
+  progress.message("tempo: embedded worker (" + embedded->capabilities().backend + ", " +
+                   embedded->capabilities().device + "); conv mode " + f.conv_mode + ", sigma " +
+                   std::to_string(f.sigma));
+  s.assigner = [engine, placement, &progress, f](nn::Module& model, const Shape& batch_shape) {
+    *placement = engine->apply(model);
+    int offloaded = 0;
+    for (const auto& p : *placement) offloaded += p.offloaded;
+    progress.message("tempo: " + std::to_string(offloaded) + " of " +
+                     std::to_string(placement->size()) + " product layers offloaded");
+    if (f.privacy_report)
+      print_privacy_report(model, batch_shape, *placement, engine->policy(), progress);
+  };
+  s.add_to_summary = [engine, embedded, placement, f](nlohmann::json& j) {
+    j["tee"] = "sim";
+    j["worker"] = "embedded";
+    j["conv_mode"] = f.conv_mode;
+    j["sigma"] = f.sigma;
+    int offloaded = 0;
+    for (const auto& p : *placement) offloaded += p.offloaded;
+    j["offloaded_layers"] = offloaded;
+    j["traffic"] = engine->stats().to_json(f.traffic_report);
+  };
+  s.keep_alive = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(
+      embedded, engine);
+  return s;
 }
 
 }  // namespace tempo::cli

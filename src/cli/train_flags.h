@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "cli/progress.h"
 #include "master/train/trainer.h"
@@ -14,6 +16,22 @@ namespace tempo::cli {
 /// Model, data, optimisation and mode flags.
 void add_train_flags(CLI::App& cmd, train::TrainOptions& o);
 
+/// How `--mode tempo` offloads (PROTOCOL.md section 7), and the embedded worker's settings.
+struct OffloadFlags {
+  std::string conv_mode = "patch";
+  int sigma = 8;
+  std::vector<std::string> keep_in_tee;
+  std::vector<std::string> channel_mode_layers;
+  bool offload_first_layer = false;
+  bool offload_head = false;
+  int worker_threads = 0;
+  int64_t max_cache_bytes = int64_t{16} << 30;
+  std::string record_view_dir;
+  bool privacy_report = false;
+  bool traffic_report = false;
+};
+void add_offload_flags(CLI::App& cmd, OffloadFlags& f);
+
 /// Where the products of a run execute. In plain mode nothing is set up. In tempo mode it owns
 /// the workers (the embedded one by default) and the offload engine, and says what it did.
 struct ComputeSession {
@@ -21,6 +39,7 @@ struct ComputeSession {
   std::function<void(nlohmann::json&)> add_to_summary = [](nlohmann::json&) {};
   std::shared_ptr<void> keep_alive;
 };
-ComputeSession make_compute_session(const train::TrainOptions& o, Progress& progress);
+ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadFlags& f,
+                                    Progress& progress);
 
 }  // namespace tempo::cli

@@ -36,7 +36,8 @@ StepBenchmarkResult run_step_benchmark(const StepBenchmarkOptions& o,
   blas::set_num_threads(o.threads);
   Rng rng(o.seed);
   auto model = models::make_model(o.model, o.channels, o.image_size, o.num_classes, rng);
-  if (assign_compute) assign_compute(*model);
+  if (assign_compute)
+    assign_compute(*model, {o.batch_size, o.channels, o.image_size, o.image_size});
   optim::SGD sgd(nn::named_parameters(*model), optim::SgdOptions{0.01, 0.9, false, 5e-4});
   Tensor x({o.batch_size, o.channels, o.image_size, o.image_size});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.normal());

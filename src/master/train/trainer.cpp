@@ -95,7 +95,8 @@ void Trainer::build() {
   const auto& geo = train_loader_->output_geometry();
   model_ = models::make_model(o.model, geo.channels, geo.height, train_set->num_classes(),
                               model_rng_);
-  if (assign_compute_) assign_compute_(*model_);
+  if (assign_compute_)
+    assign_compute_(*model_, {o.batch_size, geo.channels, geo.height, geo.width});
 
   auto params = nn::named_parameters(*model_);
   if (o.optimizer == "sgd") {

@@ -35,9 +35,9 @@ struct TrainObserver {
   std::function<void(const std::string& message)> on_message;
 };
 
-/// Sets where each layer's products run (the offload policy). Called once on the built model;
-/// plain mode needs none.
-using ComputeAssigner = std::function<void(nn::Module& model)>;
+/// Sets where each layer's products run (the offload policy). Called once on the built model, with
+/// the shape of one training batch; plain mode needs none.
+using ComputeAssigner = std::function<void(nn::Module& model, const Shape& batch_shape)>;
 
 class Trainer {
  public:

@@ -1,0 +1,72 @@
+// The offload engine: runs a layer's products on an untrusted worker, blinded (PROTOCOL.md 2-4).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/worker_channel.h"
+#include "master/crypto/batched_matmul_obfuscator.h"
+#include "master/crypto/conv_channel_obfuscator.h"
+#include "master/crypto/matmul_obfuscator.h"
+#include "master/crypto/patch_conv_obfuscator.h"
+#include "master/nn/module.h"
+#include "master/offload/offload_policy.h"
+#include "master/offload/offload_stats.h"
+
+namespace tempo::offload {
+
+/// Owns the obfuscators and the per-layer Computes that send blinded products to one worker.
+///
+/// Per product, in the forward pass: a fresh key, both operands blinded, the product sent, the
+/// result decrypted. In training the worker caches X' and W' under handles, and the backward pass
+/// sends only the output gradient, blinded twice under keys shifted from the forward key (one for
+/// dX against the cached W', one for dW against the cached X'); the second backward request frees
+/// both handles. Both backward requests are queued before either result is awaited, so the worker
+/// computes dX' while the master blinds dY for dW.
+///
+/// Traffic accounting: `min_bytes` counts what the protocol cannot avoid (forward: X', W' and Y';
+/// backward: dY'1, dY'2, dX', dW'), so bytes_sent + bytes_received over min_bytes is the overhead
+/// of the transport (1.0 for the embedded worker).
+class OffloadEngine {
+ public:
+  OffloadEngine(WorkerChannel& worker, OffloadPolicy policy);
+  ~OffloadEngine();
+  OffloadEngine(const OffloadEngine&) = delete;
+  OffloadEngine& operator=(const OffloadEngine&) = delete;
+
+  /// Places every product layer of `model` by the policy: offloaded layers get a Compute of this
+  /// engine, the others the plain one. Returns the placement, in model order.
+  std::vector<PlacedLayer> apply(nn::Module& model);
+
+  const OffloadPolicy& policy() const { return policy_; }
+  OffloadStats& stats() { return stats_; }
+  WorkerChannel& worker() { return worker_; }
+
+  /// Sends `request`, waits, and returns the blinded result; throws std::runtime_error naming the
+  /// layer and the worker's message when the worker rejects it. Thread-safe.
+  std::future<protocol::Response> send(protocol::Request request);
+  BlindedTensor receive(std::future<protocol::Response>& pending, const std::string& layer,
+                        const char* what);
+  protocol::Handle new_handle() { return next_handle_.fetch_add(1); }
+
+  const crypto::MatmulObfuscator& matmul() const { return matmul_; }
+  const crypto::PatchConvObfuscator& patch_conv() const { return patch_conv_; }
+  const crypto::ConvChannelObfuscator& channel_conv() const { return channel_conv_; }
+  const crypto::BatchedMatmulObfuscator& batched_matmul() const { return batched_; }
+
+ private:
+  WorkerChannel& worker_;
+  OffloadPolicy policy_;
+  crypto::MatmulObfuscator matmul_;
+  crypto::PatchConvObfuscator patch_conv_;
+  crypto::ConvChannelObfuscator channel_conv_;
+  crypto::BatchedMatmulObfuscator batched_;
+  OffloadStats stats_;
+  std::atomic<protocol::Handle> next_handle_{1};
+  std::atomic<uint64_t> next_request_{1};
+  std::vector<std::unique_ptr<nn::Compute>> computes_;
+};
+
+}  // namespace tempo::offload

@@ -1,0 +1,45 @@
+// Which layers the master offloads, and how (PROTOCOL.md section 7).
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "master/crypto/obfuscation_params.h"
+
+namespace tempo::offload {
+
+/// How an offloaded convolution is blinded (PROTOCOL.md section 3).
+enum class ConvMode {
+  kPatch,    ///< im2col patches through MM-obfuscation: hides spatial layout (default)
+  kChannel,  ///< channel-level permutation/scaling of NCHW tensors: faster, spatial maps visible
+};
+ConvMode parse_conv_mode(const std::string& name);  ///< "patch" | "channel"
+const char* to_string(ConvMode mode);
+
+struct OffloadPolicy {
+  /// Keep the first product layer (raw inputs) in the TEE: raw data never leaves it in any form.
+  bool keep_first_in_tee = true;
+  /// Keep the last product layer (the classifier head: logits, hence labels) in the TEE.
+  bool keep_head_in_tee = true;
+  /// Further layers kept in the TEE, by module path ("layer1.0.conv1"; a prefix keeps a subtree).
+  std::set<std::string> keep_in_tee;
+  ConvMode conv_mode = ConvMode::kPatch;
+  /// Convolutions to run in the other mode than conv_mode, by path or prefix.
+  std::set<std::string> conv_mode_exceptions;
+  crypto::ObfuscationParams obfuscation;
+};
+
+/// One product layer of a model and where the policy puts it.
+struct PlacedLayer {
+  std::string path;
+  std::string type;  ///< "Conv2d", "Linear", "MultiHeadSelfAttention"
+  bool offloaded = false;
+  ConvMode conv_mode = ConvMode::kPatch;  ///< for Conv2d
+  std::string reason;                      ///< why it stays in the TEE, when it does
+};
+
+/// True when `path` equals one of `prefixes` or lies below one ("layer1" covers "layer1.0.conv1").
+bool matches_prefix(const std::string& path, const std::set<std::string>& prefixes);
+
+}  // namespace tempo::offload
