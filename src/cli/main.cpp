@@ -8,9 +8,9 @@
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
-  // Keep freed activation buffers in the heap instead of returning them to the kernel: a training
-  // step allocates the same large tensors every time, and fresh mmap'd pages cost page faults.
-  mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
+  // Tensors of 256 KiB and more are recycled by AlignedBuffer's block cache; keep the smaller
+  // ones in the heap too rather than trimming it back to the kernel after every step.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
 
   CLI::App app{

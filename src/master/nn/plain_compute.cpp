@@ -62,6 +62,13 @@ Tensor PlainCompute::batched_matmul(const Tensor& a, const Tensor& b, bool trans
                                 a.shape().to_string() + " and " + b.shape().to_string());
   Tensor c({batch, m, n});
   const int64_t sa = a.dim(1) * a.dim(2), sb = b.dim(1) * b.dim(2), sc = m * n;
+  // Attention has many small products (B·heads of T×T×hd): one single-threaded GEMM per thread
+  // beats threading inside each small GEMM. Only a few large products (batch below the thread
+  // count) are left to OpenBLAS's own threads, and tiny batches to one thread (fork/join costs).
+  const int64_t work = m * n * k;
+  const bool over_batch =
+      batch > 1 && batch * work >= (1 << 16) && (batch >= blas::num_threads() || work < (1 << 21));
+#pragma omp parallel for schedule(static) if (over_batch)
   for (int64_t i = 0; i < batch; ++i)
     blas::gemm(trans_a, trans_b, m, n, k, 1.0f, a.data() + i * sa, b.data() + i * sb, 0.0f,
                c.data() + i * sc);
