@@ -143,7 +143,8 @@ TEST(TempoCli, BadArgumentsGiveAClearErrorAndNonZeroExit) {
 }
 
 TEST(TempoCli, BenchReportsMedianStepTimeAndPeakMemoryAsJson) {
-  CliRun r = run("bench --model mlp --batch-size 8 --steps 3 --warmup 1 --image-size 28 --channels 1 --json");
+  CliRun r = run(
+      "bench --model mlp --batch-size 8 --steps 3 --warmup 1 --image-size 28 --channels 1 --json");
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.last_line);
   EXPECT_GT(j["median_step_seconds"].get<double>(), 0);

@@ -1,84 +1,70 @@
-// Plain conv2d: im2col + GEMM per image, parallel over images.
-#include <omp.h>
-
+// PlainCompute's convolution: checks shapes, then runs the faster backend for the geometry.
 #include <stdexcept>
+#include <string>
 
-#include "master/core/blas.h"
-#include "master/nn/im2col.h"
 #include "master/nn/plain_compute.h"
+#include "master/nn/plain_conv_backend.h"
 
 namespace tempo::nn {
 
-namespace {
-struct SavedConv final : SavedProduct {
-  Tensor x, w;
-  ConvGeometry g;
-};
-}  // namespace
+const char* conv_backend_name(ConvBackend b) {
+  return b == ConvBackend::kOnednn ? "onednn" : "im2col";
+}
 
-Tensor PlainCompute::conv2d(const Tensor& x, const Tensor& w, const ConvGeometry& g,
-                            std::unique_ptr<SavedProduct>* saved) {
+ConvBackend preferred_conv_backend(const Shape& x, const Shape& /*w*/, const ConvGeometry& /*g*/) {
+  // Measured (docs/notes/conv-backend.md): oneDNN's blocked kernels are 2-3x faster than
+  // im2col+GEMM once there are enough channels to fill a 16-wide block, but the NCHW <-> blocked
+  // reorders at the edges cost more than they save on large activations (more than 32K values
+  // per image, e.g. 64x32x32) and the first layer (3 channels) is faster with im2col.
+  const int64_t channels = x[1], per_image = x[1] * x[2] * x[3];
+  return channels >= 16 && per_image <= 32768 ? ConvBackend::kOnednn : ConvBackend::kIm2col;
+}
+
+Tensor plain_conv2d(ConvBackend backend, const Tensor& x, const Tensor& w, const ConvGeometry& g,
+                    std::unique_ptr<SavedProduct>* saved) {
   if (x.rank() != 4 || w.rank() != 4 || x.dim(1) != w.dim(1))
     throw std::invalid_argument("conv2d: input " + x.shape().to_string() + " and weight " +
                                 w.shape().to_string() + " do not match");
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
-  const int64_t o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
-  const int64_t oh = g.out_h(h, kh), ow = g.out_w(wd, kw);
-  const int64_t ck = c * kh * kw, plane = oh * ow;
-  Tensor y({n, o, oh, ow});
-  Tensor cols({static_cast<int64_t>(omp_get_max_threads()), ck * plane});
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < n; ++b) {
-    float* col = cols.data() + omp_get_thread_num() * ck * plane;
-    im2col(x.data() + b * c * h * wd, c, h, wd, kh, kw, g, col);
-    blas::gemm(false, false, o, plane, ck, 1.0f, w.data(), col, 0.0f, y.data() + b * o * plane);
-  }
-  if (saved) {
-    auto s = std::make_unique<SavedConv>();
-    s->x = x;
-    s->w = w;
-    s->g = g;
-    *saved = std::move(s);
-  }
-  return y;
+  if (g.stride_h <= 0 || g.stride_w <= 0 || g.pad_h < 0 || g.pad_w < 0 ||
+      x.dim(2) + 2 * g.pad_h < w.dim(2) || x.dim(3) + 2 * g.pad_w < w.dim(3) || w.dim(2) <= 0 ||
+      w.dim(3) <= 0)
+    throw std::invalid_argument("conv2d: geometry (stride " + std::to_string(g.stride_h) + "x" +
+                                std::to_string(g.stride_w) + ", padding " +
+                                std::to_string(g.pad_h) + "x" + std::to_string(g.pad_w) +
+                                ") does not fit input " + x.shape().to_string() + " and weight " +
+                                w.shape().to_string());
+  return backend == ConvBackend::kOnednn ? detail::onednn_conv2d(x, w, g, saved)
+                                         : detail::im2col_conv2d(x, w, g, saved);
+}
+
+void plain_conv2d_backward(const Tensor& dy, std::unique_ptr<SavedProduct>* saved, Tensor* dx,
+                           Tensor* dw) {
+  auto* s = saved ? dynamic_cast<detail::SavedPlainConv*>(saved->get()) : nullptr;
+  if (!s) throw std::logic_error("conv2d_backward without a saved forward");
+  // Release the saved operands whatever happens.
+  std::unique_ptr<SavedProduct> owned = std::move(*saved);
+  const Tensor& x = s->x;
+  const Tensor& w = s->w;
+  dy.expect_shape(
+      {x.dim(0), w.dim(0), s->g.out_h(x.dim(2), w.dim(2)), s->g.out_w(x.dim(3), w.dim(3))},
+      "conv2d_backward dY");
+  if (s->backend == ConvBackend::kOnednn)
+    detail::onednn_conv2d_backward(dy, *s, dx, dw);
+  else
+    detail::im2col_conv2d_backward(dy, *s, dx, dw);
+}
+
+Tensor PlainCompute::conv2d(const Tensor& x, const Tensor& w, const ConvGeometry& g,
+                            std::unique_ptr<SavedProduct>* saved) {
+  if (x.rank() != 4 || w.rank() != 4)
+    throw std::invalid_argument("conv2d: input " + x.shape().to_string() + " and weight " +
+                                w.shape().to_string() + " must be rank 4");
+  return plain_conv2d(preferred_conv_backend(x.shape(), w.shape(), g), x, w, g, saved);
 }
 
 void PlainCompute::conv2d_backward(const Tensor& dy, std::unique_ptr<SavedProduct>* saved,
                                    Tensor* dx, Tensor* dw) {
-  auto* s = saved ? dynamic_cast<SavedConv*>(saved->get()) : nullptr;
-  if (!s) throw std::logic_error("conv2d_backward without a saved forward");
-  const Tensor& x = s->x;
-  const Tensor& w = s->w;
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
-  const int64_t o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
-  const int64_t oh = s->g.out_h(h, kh), ow = s->g.out_w(wd, kw);
-  const int64_t ck = c * kh * kw, plane = oh * ow;
-  dy.expect_shape({n, o, oh, ow}, "conv2d_backward dY");
-  const int threads = omp_get_max_threads();
-  Tensor cols({static_cast<int64_t>(threads), ck * plane});
-  Tensor dw_partial;
-  if (dw) dw_partial = Tensor::zeros({static_cast<int64_t>(threads), o * ck});
-  if (dx) *dx = Tensor::zeros(x.shape());
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < n; ++b) {
-    const int t = omp_get_thread_num();
-    float* col = cols.data() + t * ck * plane;
-    const float* dyb = dy.data() + b * o * plane;
-    if (dw) {
-      im2col(x.data() + b * c * h * wd, c, h, wd, kh, kw, s->g, col);
-      blas::gemm(false, true, o, ck, plane, 1.0f, dyb, col, 1.0f, dw_partial.data() + t * o * ck);
-    }
-    if (dx) {
-      blas::gemm(true, false, ck, plane, o, 1.0f, w.data(), dyb, 0.0f, col);
-      col2im(col, c, h, wd, kh, kw, s->g, dx->data() + b * c * h * wd);
-    }
-  }
-  if (dw) {
-    *dw = Tensor::zeros(w.shape());
-    for (int t = 0; t < threads; ++t)
-      for (int64_t i = 0; i < o * ck; ++i) (*dw)[i] += dw_partial[t * o * ck + i];
-  }
-  saved->reset();
+  plain_conv2d_backward(dy, saved, dx, dw);
 }
 
 }  // namespace tempo::nn
