@@ -19,7 +19,7 @@ build:
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: deps build
-	$(BUILD)/tempo train --model cnn --dataset fashion-mnist --epochs 1 --batch-size 64 --lr 0.05
+	$(BUILD)/tempo train --model cnn --dataset fashion-mnist --mode tempo --epochs 1 --privacy-report
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
