@@ -24,9 +24,9 @@ for spec in $models; do
   done
 done
 /usr/bin/python3 - "$tmp" "$out" "$threads" <<'PY'
-import json, statistics, sys, platform
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-res = {"threads": int(sys.argv[3]), "cpu": platform.processor() or open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "), "models": {}}
+res = {"threads": int(sys.argv[3]), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].split(":", 1)[1].strip(), "models": {}}
 for m in sorted({r["model"] for r in rows}):
     t = [r["median_step_seconds"] for r in rows if r["model"] == m and r["who"] == "tempo"]
     p = [r["median_step_seconds"] for r in rows if r["model"] == m and r["who"] == "torch"]

@@ -50,11 +50,12 @@ Command add_bench_command(CLI::App& app) {
             if (*json) {
               std::printf("%s\n", j.dump().c_str());
             } else {
-              std::printf("%s, batch %lld, %s mode: median step %.4f s (forward %.4f, backward "
-                          "%.4f, optimizer %.4f), peak RSS %.1f MiB\n",
-                          b->model.c_str(), static_cast<long long>(b->batch_size), o->mode.c_str(),
-                          r.median_step_seconds, r.forward_seconds, r.backward_seconds,
-                          r.optimizer_seconds, double(r.peak_rss_bytes) / (1 << 20));
+              std::printf(
+                  "%s, batch %lld, %s mode: median step %.4f s (forward %.4f, backward "
+                  "%.4f, optimizer %.4f), peak RSS %.1f MiB\n",
+                  b->model.c_str(), static_cast<long long>(b->batch_size), o->mode.c_str(),
+                  r.median_step_seconds, r.forward_seconds, r.backward_seconds, r.optimizer_seconds,
+                  double(r.peak_rss_bytes) / (1 << 20));
             }
             return 0;
           }};

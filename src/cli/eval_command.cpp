@@ -36,9 +36,9 @@ Command add_eval_command(CLI::App& app) {
             train::Trainer trainer(*o, {}, session.assigner);
             train::restore_model_state(ckpt, trainer.model());
             auto [acc, loss] = trainer.evaluate();
-            nlohmann::json j = {{"model", o->model}, {"dataset", o->dataset}, {"mode", o->mode},
-                                {"test_accuracy", acc}, {"test_loss", loss},
-                                {"step", ckpt.meta.value("step", 0)}};
+            nlohmann::json j = {{"model", o->model}, {"dataset", o->dataset},
+                                {"mode", o->mode},   {"test_accuracy", acc},
+                                {"test_loss", loss}, {"step", ckpt.meta.value("step", 0)}};
             session.add_to_summary(j);
             std::printf("%s\n", j.dump().c_str());
             return 0;

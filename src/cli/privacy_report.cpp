@@ -32,8 +32,8 @@ void print_privacy_report(nn::Module& model, const Shape& input_shape,
         tensors += buf;
         if (min_bits < 0 || t.bits() < min_bits) min_bits = t.bits();
       }
-      std::snprintf(line, sizeof line, "  %-28s %-22s worker  %-7s key %.3g bits;%s", p.path.c_str(),
-                    p.type.c_str(), mode, op.forward_key_bits, tensors.c_str());
+      std::snprintf(line, sizeof line, "  %-28s %-22s worker  %-7s key %.3g bits;%s",
+                    p.path.c_str(), p.type.c_str(), mode, op.forward_key_bits, tensors.c_str());
       progress.message(line);
     }
   }

@@ -20,8 +20,10 @@ using Handle = uint64_t;
 /// One operand of an operation: sent inline, or taken from the worker's cache.
 struct Operand {
   BlindedTensor tensor;  ///< inline data (empty when `handle` refers to a cached operand)
-  Handle handle = 0;     ///< with inline data: cache it under this handle; alone: use the cached one
-  static Operand inline_tensor(BlindedTensor t, Handle keep_as = 0) { return {std::move(t), keep_as}; }
+  Handle handle = 0;  ///< with inline data: cache it under this handle; alone: use the cached one
+  static Operand inline_tensor(BlindedTensor t, Handle keep_as = 0) {
+    return {std::move(t), keep_as};
+  }
   static Operand cached(Handle h) { return {BlindedTensor{}, h}; }
   bool is_cached_reference() const { return tensor.empty() && handle != 0; }
 };
@@ -47,7 +49,7 @@ struct Request {
   Operand b;  ///< MatMul/Batched: B. ConvForward: W. BackwardData: W.  BackwardWeights: dY.
   bool trans_a = false, trans_b = false;
   ConvParams conv;
-  Shape out_shape;                  ///< conv backward: the shape of dX or dW to produce
+  Shape out_shape;                   ///< conv backward: the shape of dX or dW to produce
   std::vector<Handle> free_handles;  ///< freed after the operation (any op), or alone with kFree
 };
 

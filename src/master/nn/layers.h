@@ -1,5 +1,5 @@
-// Every layer of the engine, named as PyTorch users know them. One class per file in src/master/nn/;
-// this header only gathers their declarations so models can include one thing.
+// Every layer of the engine, named as PyTorch users know them. One class per file in
+// src/master/nn/; this header only gathers their declarations so models can include one thing.
 #pragma once
 
 #include "master/nn/activations.h"

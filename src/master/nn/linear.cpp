@@ -29,7 +29,8 @@ Tensor Linear::forward(const Tensor& x) {
                                 "): input shape " + x.shape().to_string());
   input_shape_ = x.shape();
   const int64_t rows = x.numel() / in_;
-  Tensor y = compute_->matmul(x.reshaped({rows, in_}), weight_.value, training_ ? &saved_ : nullptr);
+  Tensor y =
+      compute_->matmul(x.reshaped({rows, in_}), weight_.value, training_ ? &saved_ : nullptr);
   if (has_bias_) {
     const float* b = bias_.value.data();
     float* yd = y.data();

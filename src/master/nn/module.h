@@ -15,9 +15,11 @@ namespace tempo::nn {
 struct Parameter {
   Parameter() = default;
   Parameter(std::string n, Tensor v, bool decay = true)
-      : name(std::move(n)), value(std::move(v)), grad(Tensor::zeros(value.shape())),
+      : name(std::move(n)),
+        value(std::move(v)),
+        grad(Tensor::zeros(value.shape())),
         weight_decay(decay) {}
-  std::string name;   ///< local name: "weight", "bias", ...
+  std::string name;  ///< local name: "weight", "bias", ...
   Tensor value;
   Tensor grad;
   bool weight_decay = true;  ///< false for biases and normalisation parameters

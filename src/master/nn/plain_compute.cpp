@@ -17,7 +17,8 @@ Compute& plain_compute() {
   return instance;
 }
 
-Tensor PlainCompute::matmul(const Tensor& x, const Tensor& w, std::unique_ptr<SavedProduct>* saved) {
+Tensor PlainCompute::matmul(const Tensor& x, const Tensor& w,
+                            std::unique_ptr<SavedProduct>* saved) {
   if (x.rank() != 2 || w.rank() != 2 || x.dim(1) != w.dim(0))
     throw std::invalid_argument("matmul: shapes " + x.shape().to_string() + " and " +
                                 w.shape().to_string() + " do not chain");

@@ -60,8 +60,8 @@ std::vector<LayerKeySpace> probe_key_space(nn::Module& model, const Shape& input
     auto it = index.find(nm.path);
     if (it == index.end() || !placement[it->second].offloaded) continue;
     restore[nm.path] = {nm.module, &nm.module->compute()};
-    recorders.push_back(std::make_unique<KeySpaceRecorder>(
-        ks, placement[it->second].conv_mode, result[it->second].operations));
+    recorders.push_back(std::make_unique<KeySpaceRecorder>(ks, placement[it->second].conv_mode,
+                                                           result[it->second].operations));
     nm.module->set_compute(recorders.back().get());
   }
   const bool was_training = model.training();

@@ -14,8 +14,8 @@ const char* to_string(ConvMode mode) { return mode == ConvMode::kPatch ? "patch"
 
 bool matches_prefix(const std::string& path, const std::set<std::string>& prefixes) {
   for (const auto& p : prefixes)
-    if (path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
-                      path[p.size()] == '.'))
+    if (path == p ||
+        (path.size() > p.size() && path.compare(0, p.size(), p) == 0 && path[p.size()] == '.'))
       return true;
   return false;
 }

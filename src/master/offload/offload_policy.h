@@ -36,7 +36,7 @@ struct PlacedLayer {
   std::string type;  ///< "Conv2d", "Linear", "MultiHeadSelfAttention"
   bool offloaded = false;
   ConvMode conv_mode = ConvMode::kPatch;  ///< for Conv2d
-  std::string reason;                      ///< why it stays in the TEE, when it does
+  std::string reason;                     ///< why it stays in the TEE, when it does
 };
 
 /// True when `path` equals one of `prefixes` or lies below one ("layer1" covers "layer1.0.conv1").

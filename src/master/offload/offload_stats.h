@@ -14,7 +14,7 @@ struct LayerTraffic {
   int64_t bytes_sent = 0;      ///< blinded tensors the master sent to workers
   int64_t bytes_received = 0;  ///< blinded results it received
   int64_t requests = 0;
-  int64_t min_bytes = 0;       ///< what the protocol requires at least (see offload_engine.h)
+  int64_t min_bytes = 0;  ///< what the protocol requires at least (see offload_engine.h)
 };
 
 /// Thread-safe accumulation of LayerTraffic by layer path.

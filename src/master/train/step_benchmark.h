@@ -24,10 +24,10 @@ struct StepBenchmarkOptions {
 struct StepBenchmarkResult {
   std::vector<double> step_seconds;  ///< every timed step
   double median_step_seconds = 0;
-  double forward_seconds = 0;   ///< medians of the phases
+  double forward_seconds = 0;  ///< medians of the phases
   double backward_seconds = 0;
   double optimizer_seconds = 0;
-  int64_t peak_rss_bytes = 0;   ///< of this process so far (getrusage)
+  int64_t peak_rss_bytes = 0;  ///< of this process so far (getrusage)
   int64_t parameters = 0;
 };
 
