@@ -1,0 +1,35 @@
+#include "master/crypto/batched_matmul_decryptor.h"
+
+#include <omp.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "master/crypto/gather_map.h"
+
+namespace tempo::crypto {
+
+Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
+  const int64_t batch = key_.batch.size();
+  const bool fits =
+      c.rank() == 3 && c.dim(0) == batch && static_cast<int64_t>(key_.entries.size()) == batch &&
+      (batch == 0 ||
+       (key_.entries[0].m.size() == c.dim(1) && key_.entries[0].n.size() == c.dim(2)));
+  if (!fits)
+    throw std::invalid_argument("BatchedMatmulDecryptor::decrypt: result " + c.shape().to_string() +
+                                " does not fit the key");
+  const int64_t plane = c.dim(1) * c.dim(2);
+  Tensor out(c.shape());
+  const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
+#pragma omp parallel for schedule(dynamic) if (outer)
+  for (int64_t b = 0; b < batch; ++b) {
+    const int32_t beta = key_.batch.inv_perm[static_cast<size_t>(b)];
+    const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+    permute_scale(c.data() + beta * plane, out.data() + b * plane, 1,
+                  GatherMap::decrypt(e.m, ScalePower::kInverse),
+                  GatherMap::decrypt(e.n, ScalePower::kInverse));
+  }
+  return out;
+}
+
+}  // namespace tempo::crypto

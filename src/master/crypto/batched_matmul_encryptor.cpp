@@ -1,0 +1,69 @@
+#include "master/crypto/batched_matmul_encryptor.h"
+
+#include <omp.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "master/crypto/gather_map.h"
+
+namespace tempo::crypto {
+
+namespace {
+// Which DimKeys of an entry's MatmulKey blind the rows and the columns of the stored matrix.
+struct Axes {
+  const DimKey* rows;
+  ScalePower row_power;
+  const DimKey* cols;
+  ScalePower col_power;
+};
+
+template <typename PickAxes>
+BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAxes pick,
+                            const char* what) {
+  const int64_t batch = key.batch.size();
+  if (t.rank() != 3 || t.dim(0) != batch || static_cast<int64_t>(key.entries.size()) != batch)
+    throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
+                                " does not fit a key of batch " + std::to_string(batch));
+  const int64_t rows = t.dim(1), cols = t.dim(2), plane = rows * cols;
+  for (const MatmulKey& e : key.entries) {
+    const Axes ax = pick(e);
+    if (ax.rows->size() != rows || ax.cols->size() != cols)
+      throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
+                                  " does not fit the key's dimensions");
+  }
+  BlindedTensor out = BlindedTensor::allocate(t.shape());
+  // Many small entries (attention heads): parallel over entries; few large ones: inside each.
+  const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
+#pragma omp parallel for schedule(dynamic) if (outer)
+  for (int64_t beta = 0; beta < batch; ++beta) {
+    const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
+    permute_scale(t.data() + key.batch.perm[static_cast<size_t>(beta)] * plane,
+                  out.mutable_data() + beta * plane, 1, GatherMap::encrypt(*ax.rows, ax.row_power),
+                  GatherMap::encrypt(*ax.cols, ax.col_power));
+  }
+  return out;
+}
+}  // namespace
+
+BlindedTensor BatchedMatmulEncryptor::encrypt_a(const Tensor& a, bool trans_a) const {
+  return blind_batched(
+      a, key_,
+      [trans_a](const MatmulKey& e) {
+        return trans_a ? Axes{&e.k, ScalePower::kScale, &e.m, ScalePower::kScale}
+                       : Axes{&e.m, ScalePower::kScale, &e.k, ScalePower::kScale};
+      },
+      "BatchedMatmulEncryptor::encrypt_a");
+}
+
+BlindedTensor BatchedMatmulEncryptor::encrypt_b(const Tensor& b, bool trans_b) const {
+  return blind_batched(
+      b, key_,
+      [trans_b](const MatmulKey& e) {
+        return trans_b ? Axes{&e.n, ScalePower::kScale, &e.k, ScalePower::kInverse}
+                       : Axes{&e.k, ScalePower::kInverse, &e.n, ScalePower::kScale};
+      },
+      "BatchedMatmulEncryptor::encrypt_b");
+}
+
+}  // namespace tempo::crypto

@@ -1,0 +1,81 @@
+#include "master/crypto/csprng.h"
+
+#include <sodium.h>
+
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+namespace tempo::crypto {
+
+namespace {
+void ensure_sodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // 0: initialised now, 1: already initialised elsewhere; -1: failure (no entropy source).
+    if (sodium_init() < 0) throw std::runtime_error("Csprng: sodium_init failed");
+  });
+}
+}  // namespace
+
+Csprng::Csprng() {
+  ensure_sodium();
+  randombytes_buf(key_.data(), key_.size());
+}
+
+Csprng::~Csprng() {
+  sodium_memzero(key_.data(), key_.size());
+  sodium_memzero(buffer_.data(), sizeof(buffer_));
+}
+
+void Csprng::system_bytes(void* out, size_t n) {
+  ensure_sodium();
+  randombytes_buf(out, n);
+}
+
+void Csprng::refill() {
+  unsigned char nonce[crypto_stream_chacha20_NONCEBYTES] = {};
+  static_assert(sizeof(nonce) == sizeof(nonce_));
+  std::memcpy(nonce, &nonce_, sizeof(nonce_));
+  ++nonce_;
+  crypto_stream_chacha20(reinterpret_cast<unsigned char*>(buffer_.data()), sizeof(buffer_), nonce,
+                         key_.data());
+  next_ = 0;
+}
+
+uint32_t Csprng::next_u32() {
+  if (next_ == buffer_.size()) refill();
+  const uint32_t v = buffer_[next_];
+  buffer_[next_++] = 0;  // consumed key material does not linger
+  return v;
+}
+
+uint32_t Csprng::uniform(uint32_t upper_bound) {
+  if (upper_bound == 0) throw std::invalid_argument("Csprng::uniform: upper bound 0");
+  if (upper_bound < 2) return 0;
+  // As randombytes_uniform: 2^32 mod upper_bound values at the bottom would over-weight the
+  // smallest residues, so they are rejected (probability < 1/2 per draw).
+  const uint32_t min = (1U + ~upper_bound) % upper_bound;
+  uint32_t r;
+  do r = next_u32();
+  while (r < min);
+  return r % upper_bound;
+}
+
+double Csprng::uniform_unit() {
+  const uint64_t v = (static_cast<uint64_t>(next_u32()) << 32) | next_u32();
+  return static_cast<double>(v >> 11) * 0x1.0p-53;
+}
+
+void Csprng::shuffle(int32_t* values, int64_t n) {
+  if (n < 0 || n > 0xffffffffLL) throw std::invalid_argument("Csprng::shuffle: bad length");
+  // Durstenfeld: position i swaps with a uniform j in [0, i], so each of the n! permutations has
+  // probability exactly 1/n!.
+  for (int64_t i = n - 1; i > 0; --i) {
+    const int64_t j = uniform(static_cast<uint32_t>(i + 1));
+    std::swap(values[i], values[j]);
+  }
+}
+
+}  // namespace tempo::crypto

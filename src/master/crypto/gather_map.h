@@ -1,0 +1,47 @@
+// Internal: one axis of a permute-and-scale pass, and the pass itself (memory-speed kernels).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/blinded_tensor.h"
+#include "master/core/tensor.h"
+#include "master/crypto/dim_key.h"
+
+namespace tempo::crypto {
+
+/// Which power of a DimKey's scale multiplies an entry: x^1, x^-1 or x^0 (no scaling).
+enum class ScalePower { kOne, kScale, kInverse };
+
+/// One axis of a gather: output position p reads input position index[p] and is multiplied by
+/// mul[p]. Built in O(n) from a DimKey for each call, so the kernels never branch on a key layout.
+struct GatherMap {
+  std::vector<int32_t> index;
+  std::vector<float> mul;
+  int64_t size() const { return static_cast<int64_t>(index.size()); }
+
+  /// Encryption axis: blinded position i <- plaintext perm[i], times scale[i]^power.
+  static GatherMap encrypt(const DimKey& key, ScalePower power);
+  /// Decryption axis: plaintext position a <- blinded inv_perm[a], times the scale of that blinded
+  /// position raised to `power` (kInverse undoes a scale the blinded tensor carries, kScale undoes
+  /// an inverse scale it carries).
+  static GatherMap decrypt(const DimKey& key, ScalePower power);
+};
+
+/// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j] for a
+/// [rows.size(), cols.size(), plane] tensor stored densely (src has the same extents as dst).
+/// One read and one write per element; OpenMP over rows (serial when called inside a parallel
+/// region or for small sizes).
+void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
+                   const GatherMap& cols);
+
+/// permute_scale of a plaintext tensor of shape [rows, cols, ...] (trailing dims form the plane)
+/// into a new blinded tensor of the same shape. Throws std::invalid_argument (naming `what`)
+/// when dims 0 and 1 do not match the maps.
+BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols,
+                    const char* what);
+/// The same from a blinded tensor into a new plaintext one.
+Tensor unblind(const BlindedTensor& t, const GatherMap& rows, const GatherMap& cols,
+               const char* what);
+
+}  // namespace tempo::crypto

@@ -1,0 +1,52 @@
+// Fresh keys from the CSPRNG.
+#pragma once
+
+#include <cstdint>
+
+#include "master/crypto/csprng.h"
+#include "master/crypto/dim_key.h"
+#include "master/crypto/keys.h"
+#include "master/crypto/obfuscation_params.h"
+
+namespace tempo::crypto {
+
+/// Draws fresh, independent keys (PROTOCOL.md section 2: a key is fresh for every offloaded
+/// forward product). Permutations are unbiased Fisher-Yates shuffles driven by a Csprng freshly
+/// keyed from libsodium for every call; scales follow ObfuscationParams. Cheap to copy (holds only
+/// the parameters); thread-safe.
+class KeyGenerator {
+ public:
+  /// Throws std::invalid_argument for invalid parameters.
+  explicit KeyGenerator(ObfuscationParams params = {});
+
+  const ObfuscationParams& params() const { return params_; }
+
+  /// A uniformly random permutation of [0, n) with scales drawn per the parameters; a random sign
+  /// on each scale when `with_sign`. n must be in [0, 2^31 - 1).
+  DimKey dim_key(int64_t n, bool with_sign = false) const;
+  /// A uniformly random permutation with unit scales.
+  DimKey permutation_key(int64_t n) const;
+  /// One scale: 2^e (power-of-two: e uniform in {-sigma..sigma}; log-uniform: e uniform real in
+  /// [-sigma, sigma]), negated with probability 1/2 when `with_sign`.
+  float draw_scale(bool with_sign) const;
+  /// The same, from a caller's stream (one Csprng serves a whole key).
+  float draw_scale(Csprng& rng, bool with_sign) const;
+
+  /// Key of A[m,k]·B[k,n]; the inner scale is signed when params().signed_inner_scale.
+  MatmulKey matmul_key(int64_t m, int64_t k, int64_t n) const;
+  /// `batch` independent MatmulKeys plus a permutation of the batch index.
+  BatchedMatmulKey batched_matmul_key(int64_t batch, int64_t m, int64_t k, int64_t n) const;
+  /// Channel-mode conv key for N samples, C input and O output channels.
+  ConvChannelKey conv_channel_key(int64_t batch, int64_t in_channels, int64_t out_channels) const;
+  /// Patch-mode conv key: matmul_key(positions = N·H'·W', patch = C·kh·kw, out_channels).
+  PatchConvKey patch_conv_key(int64_t positions, int64_t patch, int64_t out_channels) const {
+    return matmul_key(positions, patch, out_channels);
+  }
+
+ private:
+  DimKey dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const;
+
+  ObfuscationParams params_;
+};
+
+}  // namespace tempo::crypto

@@ -1,0 +1,44 @@
+#include "master/crypto/patch_conv_obfuscator.h"
+
+#include <stdexcept>
+
+#include "master/crypto/patch_conv_decryptor.h"
+#include "master/crypto/patch_conv_encryptor.h"
+
+namespace tempo::crypto {
+
+PatchConvForward PatchConvObfuscator::encrypt(const Tensor& x, const Tensor& w,
+                                              const nn::ConvGeometry& g) const {
+  const ConvShape s = ConvShape::of(x.shape(), w.shape(), g);
+  PatchConvForward fw(keygen_, keygen_.patch_conv_key(s.positions(), s.patch(), s.out_channels), s);
+  const PatchConvEncryptor enc(fw.key_, s);
+  fw.x_ = enc.encrypt_input(x);
+  fw.w_ = enc.encrypt_weight(w);
+  return fw;
+}
+
+Tensor PatchConvForward::decrypt(const BlindedTensor& y) const {
+  return PatchConvDecryptor(key_, shape_).decrypt_output(y);
+}
+
+BlindedTensor PatchConvForward::encrypt_grad_for_dx(const Tensor& dy) {
+  dx_rows_ = keygen_.dim_key(shape_.positions());
+  return PatchConvEncryptor(key_, shape_).encrypt_grad_for_dx(dy, *dx_rows_);
+}
+
+Tensor PatchConvForward::decrypt_dx(const BlindedTensor& dp) const {
+  if (!dx_rows_) throw std::logic_error("PatchConvForward::decrypt_dx before encrypt_grad_for_dx");
+  return PatchConvDecryptor(key_, shape_).decrypt_dx(dp, *dx_rows_);
+}
+
+BlindedTensor PatchConvForward::encrypt_grad_for_dw(const Tensor& dy) {
+  dw_out_ = keygen_.dim_key(shape_.out_channels);
+  return PatchConvEncryptor(key_, shape_).encrypt_grad_for_dw(dy, *dw_out_);
+}
+
+Tensor PatchConvForward::decrypt_dw(const BlindedTensor& dw) const {
+  if (!dw_out_) throw std::logic_error("PatchConvForward::decrypt_dw before encrypt_grad_for_dw");
+  return PatchConvDecryptor(key_, shape_).decrypt_dw(dw, *dw_out_);
+}
+
+}  // namespace tempo::crypto

@@ -1,0 +1,77 @@
+// One-call API for a blinded convolution in patch mode (the default mode) and its backward.
+#pragma once
+
+#include <optional>
+
+#include "common/blinded_tensor.h"
+#include "master/core/tensor.h"
+#include "master/crypto/conv_shape.h"
+#include "master/crypto/key_generator.h"
+#include "master/crypto/keys.h"
+
+namespace tempo::crypto {
+
+/// The master's state for one offloaded patch-mode convolution Y = conv(X, W) between forward and
+/// backward (PROTOCOL.md sections 3 and 4). M = N·H'·W' positions, K = C·kh·kw. Movable, not
+/// copyable, not thread-safe.
+///
+/// Worker-side products (plain GEMMs; no conv on the worker in this mode), in order:
+///   1. Y'  = X' · W'^T      matmul(trans_b)  [M,K]·[O,K]^T -> [M,O]   (caches X', W')
+///   2. dP' = dY'1 · W'      matmul           [M,O]·[O,K]   -> [M,K]   (cached W')
+///   3. dW' = dY'2^T · X'    matmul(trans_a)  [M,O]^T·[M,K] -> [O,K]   (cached X')
+class PatchConvForward {
+ public:
+  PatchConvForward(const PatchConvForward&) = delete;
+  PatchConvForward& operator=(const PatchConvForward&) = delete;
+  PatchConvForward(PatchConvForward&&) = default;
+  PatchConvForward& operator=(PatchConvForward&&) = default;
+
+  /// X' = blinded patch matrix [M, K].
+  const BlindedTensor& x() const { return x_; }
+  /// W' = blinded weight matrix [O, K].
+  const BlindedTensor& w() const { return w_; }
+  void release_operands() {
+    x_ = BlindedTensor();
+    w_ = BlindedTensor();
+  }
+
+  /// Y' [M, O] -> Y [N,O,H',W'].
+  Tensor decrypt(const BlindedTensor& y) const;
+  /// dY [N,O,H',W'] -> dY'1 [M, O] with a fresh position key (pi_m1, r1).
+  BlindedTensor encrypt_grad_for_dx(const Tensor& dy);
+  /// dP' [M, K] -> dX [N,C,H,W] (decrypt fused with col2im).
+  Tensor decrypt_dx(const BlindedTensor& dp) const;
+  /// dY [N,O,H',W'] -> dY'2 [M, O] with a fresh output-channel key (pi_o2, u2).
+  BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
+  /// dW' [O, K] -> dW [O,C,kh,kw].
+  Tensor decrypt_dw(const BlindedTensor& dw) const;
+
+  const PatchConvKey& key() const { return key_; }
+  const ConvShape& shape() const { return shape_; }
+
+ private:
+  friend class PatchConvObfuscator;
+  PatchConvForward(KeyGenerator keygen, PatchConvKey key, const ConvShape& shape)
+      : keygen_(keygen), key_(std::move(key)), shape_(shape) {}
+
+  KeyGenerator keygen_;
+  PatchConvKey key_;
+  ConvShape shape_;
+  BlindedTensor x_, w_;
+  std::optional<DimKey> dx_rows_, dw_out_;
+};
+
+/// Blinds convolutions in patch mode with a fresh key per call.
+class PatchConvObfuscator {
+ public:
+  explicit PatchConvObfuscator(ObfuscationParams params = {}) : keygen_(params) {}
+
+  /// Fresh PatchConvKey; fused im2col-encryption of X [N,C,H,W] and encryption of W [O,C,kh,kw].
+  /// Throws std::invalid_argument when the shapes do not make a convolution.
+  PatchConvForward encrypt(const Tensor& x, const Tensor& w, const nn::ConvGeometry& g) const;
+
+ private:
+  KeyGenerator keygen_;
+};
+
+}  // namespace tempo::crypto

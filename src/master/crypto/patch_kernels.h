@@ -1,0 +1,35 @@
+// Internal: the fused layout-changing kernels of patch mode (NCHW <-> permuted rows, im2col).
+#pragma once
+
+#include <cstdint>
+
+#include "master/crypto/conv_shape.h"
+#include "master/crypto/gather_map.h"
+
+namespace tempo::crypto::patch {
+
+// In all kernels `rows` is indexed by the plaintext row p = (n, pos) (a GatherMap::decrypt of
+// the row key): rows.index[p] is the blinded row that holds p, rows.mul[p] its multiplier.
+
+/// dst[rows.index[p]][l] = src[n][cols.index[l]][pos] * rows.mul[p] * cols.mul[l], where src is
+/// [batch, channels, plane] and dst [batch·plane, channels]; `cols` is an encryption map.
+void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, int64_t plane,
+                            const GatherMap& rows, const GatherMap& cols, float* dst);
+
+/// dst[n][o][pos] = src[rows.index[p]][cols.index[o]] * rows.mul[p] * cols.mul[o], where src is
+/// [batch·plane, channels] and dst [batch, channels, plane]; `cols` is a decryption map.
+void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, int64_t plane,
+                           const GatherMap& rows, const GatherMap& cols, float* dst);
+
+/// Fused im2col + permute + scale: dst[rows.index[p]][j] = Patches[p][cols.index[j]] *
+/// rows.mul[p] * cols.mul[j], Patches being the transposed im2col of the NCHW input x;
+/// `cols` is an encryption map over patch columns q = (c, i, j).
+void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, const GatherMap& cols,
+                  float* dst);
+
+/// Fused unblind + col2im: dx += col2im(dP) with dP[p][q] = src[rows.index[p]][cols.index[q]] *
+/// rows.mul[p] * cols.mul[q]; `cols` is a decryption map over patch columns. dx must be zeroed.
+void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
+                    const GatherMap& cols, float* dx);
+
+}  // namespace tempo::crypto::patch
