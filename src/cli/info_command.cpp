@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "common/worker_protocol.h"
 #include "master/models/model_factory.h"
+#include "master/tee/platform.h"
 
 namespace tempo::cli {
 
@@ -47,7 +48,9 @@ Command add_info_command(CLI::App& app) {
         {"avx2", static_cast<bool>(__builtin_cpu_supports("avx2"))},
         {"avx512f", static_cast<bool>(__builtin_cpu_supports("avx512f"))},
         {"models", models::model_names()},
-        {"tee", "sim (no TEE: nothing is protected in this process)"},
+        {"tee", tee::process_platform().name()},
+        {"tee_detail", tee::process_platform().describe()},
+        {"tee_protects", tee::process_platform().protects()},
     };
     if (*json) {
       std::printf("%s\n", info.dump().c_str());

@@ -25,7 +25,13 @@ int main(int argc, char** argv) {
       tempo::cli::add_eval_command(app),
       tempo::cli::add_bench_command(app),
       tempo::cli::add_info_command(app),
+      tempo::cli::add_worker_command(app),
+      tempo::cli::add_seal_command(app),
+      tempo::cli::add_attest_command(app),
+      tempo::cli::add_export_command(app),
+      tempo::cli::add_attack_command(app),
   };
+  tempo::cli::add_tee_option(app);
 
   try {
     app.parse(argc, argv);

@@ -18,6 +18,7 @@ Command add_train_command(CLI::App& app) {
   auto o = std::make_shared<train::TrainOptions>();
   auto flags = std::make_shared<OffloadFlags>();
   add_train_flags(*cmd, *o);
+  add_sealed_train_flags(*cmd, *o);
   cmd->add_option("--epochs", o->epochs, "Passes over the training set")->capture_default_str();
   cmd->add_option("--metrics-out", o->metrics_out,
                   "Write per-step and per-epoch metrics to this file as JSON lines");

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "cli/privacy_report.h"
+#include "common/remote/remote_worker_channel.h"
 #include "master/offload/offload_engine.h"
 #include "worker/embedded_worker.h"
 
@@ -78,6 +79,26 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
               "Print where each layer runs and its key-space bits before training");
   g->add_flag("--traffic-report", f.traffic_report,
               "Add per-layer bytes sent and received to the JSON summary");
+  g->add_option("--worker", f.workers,
+                "Offload to the `tempo worker` at HOST:PORT instead of the embedded worker");
+  g->add_option("--tls-ca", f.tls_ca, "CA that signed the workers' certificates (PEM)");
+  g->add_option("--tls-cert", f.tls_cert, "This master's client certificate (PEM)");
+  g->add_option("--tls-key", f.tls_key, "This master's private key (PEM)");
+  g->add_option("--verify-rounds", f.verify_rounds,
+                "Freivalds/projection check rounds per offloaded result (docs/integrity.md): a "
+                "wrong result passes t rounds with probability <= (1/2)^t (convs (3/4)^t); 0: "
+                "results are used unchecked")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  g->add_option("--on-integrity-failure", f.on_integrity_failure,
+                "retry: re-send once, then compute in the TEE and quarantine the worker; local: "
+                "compute in the TEE at once; abort: stop the run")
+      ->check(CLI::IsMember({"retry", "local", "abort"}))
+      ->capture_default_str();
+  g->add_option("--fault", f.fault,
+                "TESTING AID: the embedded worker corrupts results on purpose, MODE[:F[:SEED]] "
+                "with MODE random|perturb-one|pair|sign-flip|rescale|stale|swap|zeros|wrong-shape "
+                "and F the fraction of results (docs/integrity.md)");
 }
 
 ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadFlags& f,
@@ -88,12 +109,30 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     return s;
   }
   if (o.mode != "tempo") throw std::invalid_argument("unknown --mode " + o.mode);
-  worker::WorkerOptions wo;
-  wo.backend = "cpu";
-  wo.threads = f.worker_threads;
-  wo.limits.max_cache_bytes = f.max_cache_bytes;
-  wo.record_view_dir = f.record_view_dir;
-  auto embedded = std::make_shared<worker::EmbeddedWorker>(wo);
+  std::shared_ptr<WorkerChannel> channel;
+  std::string worker_kind = "embedded";
+  if (f.workers.size() > 1)
+    throw std::invalid_argument("sharding across several workers is not implemented yet");
+  if (f.workers.empty()) {
+    worker::WorkerOptions wo;
+    wo.backend = "cpu";
+    wo.threads = f.worker_threads;
+    wo.limits.max_cache_bytes = f.max_cache_bytes;
+    wo.record_view_dir = f.record_view_dir;
+    wo.fault = f.fault;
+    channel = std::make_shared<worker::EmbeddedWorker>(wo);
+  } else {
+    if (!f.fault.empty())
+      throw std::invalid_argument("--fault applies to the embedded worker only (start the "
+                                  "remote worker with its own fault option)");
+    remote::RemoteWorkerOptions ro;
+    ro.address = f.workers[0];
+    ro.tls = {f.tls_ca, f.tls_cert, f.tls_key};
+    auto remote_channel = std::make_shared<remote::RemoteWorkerChannel>(ro);
+    worker_kind = "remote " + ro.address + (ro.tls.enabled() ? " (mutual TLS)" : " (plaintext)");
+    progress.message("tempo: worker " + ro.address + " session " + remote_channel->session_id());
+    channel = remote_channel;
+  }
 
   offload::OffloadPolicy policy;
   policy.conv_mode = offload::parse_conv_mode(f.conv_mode);
@@ -102,10 +141,12 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   policy.conv_mode_exceptions = {f.channel_mode_layers.begin(), f.channel_mode_layers.end()};
   policy.keep_first_in_tee = !f.offload_first_layer;
   policy.keep_head_in_tee = !f.offload_head;
-  auto engine = std::make_shared<offload::OffloadEngine>(*embedded, policy);
+  policy.integrity.rounds = f.verify_rounds;
+  policy.integrity.on_failure = integrity::parse_failure_action(f.on_integrity_failure);
+  auto engine = std::make_shared<offload::OffloadEngine>(*channel, policy);
   auto placement = std::make_shared<std::vector<offload::PlacedLayer>>();
-  progress.message("tempo: embedded worker (" + embedded->capabilities().backend + ", " +
-                   embedded->capabilities().device + "); conv mode " + f.conv_mode + ", sigma " +
+  progress.message("tempo: " + worker_kind + " worker (" + channel->capabilities().backend + ", " +
+                   channel->capabilities().device + "); conv mode " + f.conv_mode + ", sigma " +
                    std::to_string(f.sigma));
   s.assigner = [engine, placement, &progress, f](nn::Module& model, const Shape& batch_shape) {
     *placement = engine->apply(model);
@@ -116,18 +157,21 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     if (f.privacy_report)
       print_privacy_report(model, batch_shape, *placement, engine->policy(), progress);
   };
-  s.add_to_summary = [engine, embedded, placement, f](nlohmann::json& j) {
+  s.add_to_summary = [engine, channel, placement, f, worker_kind](nlohmann::json& j) {
     j["tee"] = "sim";
-    j["worker"] = "embedded";
+    j["worker"] = worker_kind;
     j["conv_mode"] = f.conv_mode;
     j["sigma"] = f.sigma;
     int offloaded = 0;
     for (const auto& p : *placement) offloaded += p.offloaded;
     j["offloaded_layers"] = offloaded;
     j["traffic"] = engine->stats().to_json(f.traffic_report);
+    j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
+    if (auto* embedded = dynamic_cast<worker::EmbeddedWorker*>(channel.get()))
+      j["faults_injected"] = embedded->counters().faults_injected;
   };
   s.keep_alive = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(
-      embedded, engine);
+      channel, engine);
   return s;
 }
 

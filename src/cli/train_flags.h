@@ -29,6 +29,11 @@ struct OffloadFlags {
   std::string record_view_dir;
   bool privacy_report = false;
   bool traffic_report = false;
+  std::vector<std::string> workers;  ///< --worker HOST:PORT; empty: the embedded worker
+  std::string tls_ca, tls_cert, tls_key;
+  int verify_rounds = 1;                       ///< --verify-rounds (0: results unchecked)
+  std::string on_integrity_failure = "retry";  ///< --on-integrity-failure retry|local|abort
+  std::string fault;                           ///< --fault MODE[:PARAMS] (embedded worker; tests)
 };
 void add_offload_flags(CLI::App& cmd, OffloadFlags& f);
 

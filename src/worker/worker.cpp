@@ -100,6 +100,7 @@ WorkerCounters Worker::counters() const {
   c.cache_peak_bytes = cache_peak_bytes_.load();
   c.cached_tensors = cached_tensors_.load();
   c.busy_ns = busy_ns_.load();
+  c.faults_injected = fault_ ? fault_->faults_injected() : 0;
   return c;
 }
 
@@ -259,6 +260,8 @@ protocol::Response Worker::run(protocol::Request& r) {
     return error_response(r.id, name + ": backend " + backend_name_ + " returned " +
                                     resp.result.shape().to_string() + " instead of " +
                                     result_shape.to_string());
+  // Testing aid: corrupt the (validated) result before anything may free the operands.
+  if (fault_) fault_->apply(r, *a.tensor, *b.tensor, &resp.result);
   apply_cache_changes(r, a, b);
   bytes_out_ += static_cast<uint64_t>(resp.result.bytes());
   return resp;
@@ -288,8 +291,11 @@ std::unique_ptr<Worker> make_worker(const WorkerOptions& options) {
   std::unique_ptr<ViewRecorder> recorder;
   if (!options.record_view_dir.empty())
     recorder = std::make_unique<ViewRecorder>(options.record_view_dir);
-  return std::make_unique<Worker>(make_backend(options.backend, options.threads), options.limits,
-                                  std::move(recorder));
+  auto worker = std::make_unique<Worker>(make_backend(options.backend, options.threads),
+                                         options.limits, std::move(recorder));
+  if (!options.fault.empty())
+    worker->set_fault_injector(std::make_unique<FaultInjector>(FaultSpec::parse(options.fault)));
+  return worker;
 }
 
 }  // namespace tempo::worker

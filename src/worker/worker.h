@@ -11,6 +11,7 @@
 #include "common/blinded_tensor.h"
 #include "common/worker_protocol.h"
 #include "worker/backend.h"
+#include "worker/fault_injector.h"
 #include "worker/view_recorder.h"
 
 namespace tempo::worker {
@@ -31,6 +32,7 @@ struct WorkerCounters {
   int64_t cache_peak_bytes = 0;  ///< largest cache_bytes so far
   int64_t cached_tensors = 0;    ///< number of cached operands now
   uint64_t busy_ns = 0;          ///< time spent inside execute()
+  uint64_t faults_injected = 0;  ///< results corrupted on purpose (WorkerOptions::fault)
 };
 
 /// How to build a worker (the CLI's worker flags).
@@ -39,6 +41,9 @@ struct WorkerOptions {
   int threads = 0;  ///< compute threads; <= 0: all cores
   WorkerLimits limits;
   std::string record_view_dir;  ///< non-empty: record every received tensor there (--record-view)
+  /// Testing aid, off when empty: corrupt results on purpose, "MODE[:PARAMS]" (FaultSpec::parse;
+  /// `tempo train --fault`), to exercise the master's integrity checks.
+  std::string fault;
 };
 
 /// Executes protocol requests on blinded tensors with a backend, keeping operands that the master
@@ -70,6 +75,11 @@ class Worker {
   const WorkerLimits& limits() const { return limits_; }
   /// The view recorder, or null.
   ViewRecorder* recorder() const { return recorder_.get(); }
+  /// Testing aid: corrupt results with `injector` from now on (null: stop). Not thread-safe
+  /// against execute(): call before the first request.
+  void set_fault_injector(std::unique_ptr<FaultInjector> injector) {
+    fault_ = std::move(injector);
+  }
 
  private:
   struct Resolved;
@@ -84,6 +94,7 @@ class Worker {
   std::unique_ptr<Backend> backend_;
   WorkerLimits limits_;
   std::unique_ptr<ViewRecorder> recorder_;
+  std::unique_ptr<FaultInjector> fault_;  // testing aid; null: honest
   const std::string backend_name_, device_;
 
   std::mutex mu_;  // serialises execute()

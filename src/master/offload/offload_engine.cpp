@@ -1,5 +1,6 @@
 #include "master/offload/offload_engine.h"
 
+#include <chrono>
 #include <stdexcept>
 
 #include "master/offload/tempo_compute.h"
@@ -12,7 +13,8 @@ OffloadEngine::OffloadEngine(WorkerChannel& worker, OffloadPolicy policy)
       matmul_(policy_.obfuscation),
       patch_conv_(policy_.obfuscation),
       channel_conv_(policy_.obfuscation),
-      batched_(policy_.obfuscation) {}
+      batched_(policy_.obfuscation),
+      integrity_(policy_.integrity) {}
 
 OffloadEngine::~OffloadEngine() = default;
 
@@ -72,6 +74,86 @@ BlindedTensor OffloadEngine::receive(std::future<protocol::Response>& pending,
     throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer + ": " +
                              r.error);
   return std::move(r.result);
+}
+
+OffloadEngine::InFlight OffloadEngine::submit(protocol::Request request, BlindedTensor a,
+                                              BlindedTensor b) {
+  InFlight op;
+  op.spec = integrity::OperationSpec::of(request);
+  op.sent_bytes = request.a.tensor.bytes() + request.b.tensor.bytes();
+  op.a = std::move(a);
+  op.b = std::move(b);
+  op.response = send(std::move(request));
+  return op;
+}
+
+std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const std::string& layer,
+                                                             const char* what) {
+  if (!integrity_.enabled()) return receive(op.response, layer, what);
+  const integrity::IntegrityOptions& opt = integrity_.options();
+  using Clock = std::chrono::steady_clock;
+  auto elapsed_ns = [](Clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+  };
+  auto start = Clock::now();
+  std::optional<integrity::ResultCheck> check;
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
+  integrity_.add_check_time(elapsed_ns(start));
+  BlindedTensor result = receive(op.response, layer, what);
+  start = Clock::now();
+  integrity::CheckOutcome outcome = check->verify(result);
+  integrity_.add_check_time(elapsed_ns(start));
+  if (outcome.passed) {
+    integrity_.passed();
+    return result;
+  }
+  integrity::IntegrityEvent event{layer, what, 1, outcome.worst_ratio, outcome.reason, ""};
+  switch (opt.on_failure) {
+    case integrity::FailureAction::kAbort:
+      event.action = "abort";
+      integrity_.failed(event);
+      throw integrity::IntegrityError("integrity check failed: layer " + layer + ", " + what +
+                                      ": " + outcome.reason + " (--on-integrity-failure abort)");
+    case integrity::FailureAction::kLocal:
+      event.action = "local";
+      integrity_.failed(std::move(event));
+      integrity_.computed_locally();
+      return std::nullopt;
+    case integrity::FailureAction::kRetry:
+      break;
+  }
+  event.action = "retry";
+  integrity_.failed(std::move(event));
+  integrity_.retried();
+  // The re-sent request carries both operands inline (the worker may have freed its cached
+  // copies since) and caches nothing; its check draws fresh vectors.
+  protocol::Request retry;
+  retry.op = op.spec.op;
+  retry.trans_a = op.spec.trans_a;
+  retry.trans_b = op.spec.trans_b;
+  retry.conv = op.spec.conv;
+  retry.out_shape = op.spec.out_shape;
+  retry.a = protocol::Operand::inline_tensor(op.a);
+  retry.b = protocol::Operand::inline_tensor(op.b);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
+  auto pending = send(std::move(retry));
+  protocol::Response r = pending.get();
+  if (!r.ok) {
+    integrity_.quarantine("layer " + layer + ", " + what +
+                          ": the worker rejected the re-sent request: " + r.error);
+    integrity_.computed_locally();
+    return std::nullopt;
+  }
+  stats_.add(layer, op.a.bytes() + op.b.bytes(), r.result.bytes(), 0);
+  outcome = check->verify(r.result);
+  if (outcome.passed) {
+    integrity_.passed();
+    return std::move(r.result);
+  }
+  integrity_.failed({layer, what, 2, outcome.worst_ratio, outcome.reason, "local+quarantine"});
+  integrity_.quarantine("layer " + layer + ", " + what + " failed its check twice");
+  integrity_.computed_locally();
+  return std::nullopt;
 }
 
 }  // namespace tempo::offload

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "master/crypto/conv_channel_obfuscator.h"
 #include "master/crypto/matmul_obfuscator.h"
 #include "master/crypto/patch_conv_obfuscator.h"
+#include "master/integrity/integrity_monitor.h"
+#include "master/integrity/result_check.h"
 #include "master/nn/module.h"
 #include "master/offload/offload_policy.h"
 #include "master/offload/offload_stats.h"
@@ -25,6 +28,12 @@ namespace tempo::offload {
 /// dX against the cached W', one for dW against the cached X'); the second backward request frees
 /// both handles. Both backward requests are queued before either result is awaited, so the worker
 /// computes dX' while the master blinds dY for dW.
+///
+/// Integrity (PROTOCOL.md section 5): with policy.integrity.rounds > 0 every result is checked on
+/// the master's own copies of the blinded operands before it is decrypted (submit() keeps them;
+/// receive_verified() checks). A result that fails is never used: it is re-sent once, computed in
+/// the TEE, or the run aborts, by policy; see integrity::FailureAction. Once quarantined, the
+/// worker gets no further request and every product runs in the TEE.
 ///
 /// Traffic accounting: `min_bytes` counts what the protocol cannot avoid (forward: X', W' and Y';
 /// backward: dY'1, dY'2, dX', dW'), so bytes_sent + bytes_received over min_bytes is the overhead
@@ -51,6 +60,29 @@ class OffloadEngine {
                         const char* what);
   protocol::Handle new_handle() { return next_handle_.fetch_add(1); }
 
+  /// An offloaded operation in flight, with what the master needs to check and re-send it.
+  struct InFlight {
+    std::future<protocol::Response> response;
+    integrity::OperationSpec spec;
+    BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
+    int64_t sent_bytes = 0;
+  };
+  /// Sends `request`, whose operands (inline or cached on the worker) are `a` and `b`.
+  InFlight submit(protocol::Request request, BlindedTensor a, BlindedTensor b);
+  /// Awaits and checks the result of `op` (prepares the check first, so that the master's half of
+  /// it overlaps the worker's computation). Returns the verified blinded result, or std::nullopt
+  /// when the caller must compute the operation in the TEE instead (the failure was logged and
+  /// counted). Throws integrity::IntegrityError under FailureAction::kAbort, std::runtime_error
+  /// when the worker rejects the request. Without checks (rounds 0) it returns the result as is.
+  std::optional<BlindedTensor> receive_verified(InFlight& op, const std::string& layer,
+                                                const char* what);
+
+  /// Checking enabled (rounds > 0): the Computes then keep the operands checks need.
+  bool verifying() const { return integrity_.enabled(); }
+  /// True once the worker is quarantined: every product then runs in the TEE.
+  bool quarantined() const { return integrity_.quarantined(); }
+  integrity::IntegrityMonitor& integrity() { return integrity_; }
+
   const crypto::MatmulObfuscator& matmul() const { return matmul_; }
   const crypto::PatchConvObfuscator& patch_conv() const { return patch_conv_; }
   const crypto::ConvChannelObfuscator& channel_conv() const { return channel_conv_; }
@@ -64,6 +96,7 @@ class OffloadEngine {
   crypto::ConvChannelObfuscator channel_conv_;
   crypto::BatchedMatmulObfuscator batched_;
   OffloadStats stats_;
+  integrity::IntegrityMonitor integrity_;
   std::atomic<protocol::Handle> next_handle_{1};
   std::atomic<uint64_t> next_request_{1};
   std::vector<std::unique_ptr<nn::Compute>> computes_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "master/crypto/obfuscation_params.h"
+#include "master/integrity/integrity_options.h"
 
 namespace tempo::offload {
 
@@ -28,6 +29,8 @@ struct OffloadPolicy {
   /// Convolutions to run in the other mode than conv_mode, by path or prefix.
   std::set<std::string> conv_mode_exceptions;
   crypto::ObfuscationParams obfuscation;
+  /// Checks of every offloaded result (t rounds) and what a failed check leads to (section 5).
+  integrity::IntegrityOptions integrity;
 };
 
 /// One product layer of a model and where the policy puts it.

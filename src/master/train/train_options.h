@@ -15,6 +15,8 @@ struct TrainOptions {
   int64_t limit_test = 0;         ///< evaluate on the first N test samples (0: all)
   bool augment = false;           ///< random crop (pad 4) + horizontal flip
   int image_size = 0;             ///< pad inputs to this size (0: 32 for resnet/vit, else native)
+  std::string sealed_data;        ///< a sealed dataset (.tds) to train on instead of `dataset`
+  std::string key_file;           ///< data key: opens sealed_data, seals checkpoints
 
   // How.
   std::string mode = "plain";     ///< plain (all in the TEE) | tempo (offload blinded products)

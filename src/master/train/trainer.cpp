@@ -15,6 +15,10 @@
 #include "master/nn/loss.h"
 #include "master/optim/adamw.h"
 #include "master/optim/sgd.h"
+#include "master/tee/key_file.h"
+#include "master/tee/platform.h"
+#include "master/tee/sealed_checkpoint.h"
+#include "master/tee/sealed_dataset.h"
 #include "master/train/checkpoint.h"
 
 namespace tempo::train {
@@ -55,6 +59,8 @@ Trainer::Trainer(TrainOptions options, TrainObserver observer, ComputeAssigner a
     throw std::invalid_argument("--resume needs --checkpoint-dir");
   if (options_.stop_after_steps > 0 && options_.checkpoint_dir.empty())
     throw std::invalid_argument("--stop-after-steps needs --checkpoint-dir (to resume from)");
+  if (!options_.sealed_data.empty() && options_.key_file.empty())
+    throw std::invalid_argument("--data (a sealed dataset) needs --key-file");
   blas::set_num_threads(options_.threads);
   build();
 }
@@ -65,10 +71,22 @@ void Trainer::build() {
   const TrainOptions& o = options_;
   data::SyntheticSpec synth;
   synth.seed = o.seed;
-  auto train_set = std::make_shared<data::Dataset>(
-      data::load_dataset(o.dataset, o.data_dir, data::Split::kTrain, synth));
-  auto test_set = std::make_shared<data::Dataset>(
-      data::load_dataset(o.dataset, o.data_dir, data::Split::kTest, synth));
+  std::shared_ptr<data::Dataset> train_set, test_set;
+  if (!o.key_file.empty() && !tee::process_platform().protects() && observer_.on_message)
+    observer_.on_message("WARNING: TEE platform sim: the data key comes from the plain file " +
+                         o.key_file + " and this process is not protected");
+  if (!o.sealed_data.empty()) {
+    // Decrypted in memory only; the name in the authenticated header becomes the run's dataset.
+    auto sealed = tee::read_sealed_dataset(o.sealed_data, tee::load_key_file(o.key_file));
+    options_.dataset = sealed.train.name();
+    train_set = std::make_shared<data::Dataset>(std::move(sealed.train));
+    test_set = std::make_shared<data::Dataset>(std::move(sealed.test));
+  } else {
+    train_set = std::make_shared<data::Dataset>(
+        data::load_dataset(o.dataset, o.data_dir, data::Split::kTrain, synth));
+    test_set = std::make_shared<data::Dataset>(
+        data::load_dataset(o.dataset, o.data_dir, data::Split::kTest, synth));
+  }
   if (o.image_size == 0) options_.image_size = default_image_size(o.model, train_set->height());
 
   data::LoaderOptions lo;
@@ -134,7 +152,15 @@ void Trainer::save(const std::string& why) {
   ckpt.meta["reason"] = why;
   add_model_state(ckpt, *model_);
   add_optimizer_state(ckpt, *optimizer_);
-  save_checkpoint(checkpoint_path(options_), ckpt);
+  if (!options_.key_file.empty()) {
+    // Sealed, one version above the last one recorded next to it (rollback detection).
+    const tee::Key key = tee::load_key_file(options_.key_file);
+    const auto recorded = tee::read_checkpoint_state(checkpoint_path(options_), key);
+    tee::save_sealed_checkpoint(checkpoint_path(options_), key, ckpt,
+                                (recorded ? recorded->version : 0) + 1);
+  } else {
+    save_checkpoint(checkpoint_path(options_), ckpt);
+  }
   if (observer_.on_message)
     observer_.on_message("checkpoint written: " + checkpoint_path(options_).string() + " (" + why +
                          ", step " + std::to_string(step_) + ")");
@@ -146,7 +172,13 @@ void Trainer::restore() {
     if (observer_.on_message) observer_.on_message("no checkpoint at " + path.string() + ": starting fresh");
     return;
   }
-  Checkpoint ckpt = load_checkpoint(path);
+  if (options_.key_file.empty() && tee::looks_sealed(path))
+    throw std::runtime_error(path.string() + ": the checkpoint is sealed: pass --key-file");
+  // With a key, only a sealed checkpoint (authentic, not rolled back) is accepted.
+  Checkpoint ckpt = options_.key_file.empty()
+                        ? load_checkpoint(path)
+                        : tee::load_sealed_checkpoint(path, tee::load_key_file(options_.key_file))
+                              .checkpoint;
   if (ckpt.meta.value("run", nlohmann::json{}) != run_identity(options_))
     throw std::runtime_error(path.string() + ": checkpoint belongs to another run: " +
                              ckpt.meta.value("run", nlohmann::json{}).dump() + " vs " +

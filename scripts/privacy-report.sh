@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Records worker views of a short cnn/Fashion-MNIST training under several offload policies and
+# runs every attack of `tempo attack` against each (PROTOCOL.md section 6, docs/privacy.md).
+# Writes OUT/table.md plus, per policy, the training summary, the key-space report, the attack
+# JSON and a PNG of attack 4. Views are large (about 1.4 GB per 50 steps); each is deleted once
+# attacked unless KEEP_VIEWS=1.
+#
+#   scripts/privacy-report.sh [OUT]       (env: TEMPO, LIMIT_TRAIN, LIMIT_TEST, EPOCHS,
+#                                          FINETUNE_STEPS, THREADS, POLICIES, KEEP_VIEWS)
+set -euo pipefail
+OUT=${1:-privacy-report}
+TEMPO=${TEMPO:-build/tempo}
+LIMIT_TRAIN=${LIMIT_TRAIN:-3200}
+LIMIT_TEST=${LIMIT_TEST:-1000}
+EPOCHS=${EPOCHS:-1}
+FINETUNE_STEPS=${FINETUNE_STEPS:-150}
+THREADS=${THREADS:-0}
+# name|train flags
+ALL_POLICIES=(
+  "patch|"
+  "channel|--conv-mode channel"
+  "patch-sigma0|--sigma 0"
+  "channel-sigma0|--conv-mode channel --sigma 0"
+  "patch-conv2-in-tee|--keep-in-tee conv2"
+  "channel-first-offloaded|--conv-mode channel --offload-first-layer"
+)
+POLICIES=${POLICIES:-all}
+mkdir -p "$OUT"
+TABLE="$OUT/table.md"
+echo "| policy | key bits (weakest tensor) | victim acc | init | attack 1 direct | attack 2 aligned | attack 3 1%: stolen / scratch | 5%: stolen / scratch | attack 4 PSNR / SSIM (control) |" >"$TABLE"
+echo "|---|---|---|---|---|---|---|---|---|" >>"$TABLE"
+for entry in "${ALL_POLICIES[@]}"; do
+  name=${entry%%|*}
+  flags=${entry#*|}
+  if [[ $POLICIES != all && " $POLICIES " != *" $name "* ]]; then continue; fi
+  view="$OUT/$name.view"
+  echo "== $name: training with $flags" >&2
+  # shellcheck disable=SC2086
+  "$TEMPO" train --mode tempo --model cnn --dataset fashion-mnist --limit-train "$LIMIT_TRAIN" \
+    --limit-test "$LIMIT_TEST" --epochs "$EPOCHS" --threads "$THREADS" --privacy-report \
+    --record-view "$view" $flags >"$OUT/$name.train.json" 2>"$OUT/$name.train.log"
+  echo "== $name: attacking" >&2
+  "$TEMPO" attack --view "$view" --model cnn --dataset fashion-mnist --limit-train "$LIMIT_TRAIN" \
+    --limit-test "$LIMIT_TEST" --finetune-steps "$FINETUNE_STEPS" --threads "$THREADS" \
+    --png "$OUT/$name.png" >"$OUT/$name.attack.json" 2>"$OUT/$name.attack.log"
+  [[ ${KEEP_VIEWS:-0} == 1 ]] || rm -rf "$view"
+  bits=$(grep -o 'weakest offloaded tensor: [0-9.e+]* bits' "$OUT/$name.train.log" | awk '{print $4}')
+  python3 - "$OUT/$name.train.json" "$OUT/$name.attack.json" "$name" "$flags" "${bits:-?}" >>"$TABLE" <<'PY'
+import json, sys
+train = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+a = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+p = lambda x: "-" if x is None else f"{100 * x:.1f}"
+print(f"| {sys.argv[3]} (`{sys.argv[4] or 'default'}`) | {sys.argv[5]} | {p(train['test_accuracy'])} "
+      f"| {p(a['init_accuracy'])} | {p(a['direct_accuracy'])} | {p(a['aligned_accuracy'])} "
+      f"| {p(a.get('finetune_accuracy_1pct'))} / {p(a.get('scratch_accuracy_1pct'))} "
+      f"| {p(a.get('finetune_accuracy_5pct'))} / {p(a.get('scratch_accuracy_5pct'))} "
+      f"| {a['reconstruction_psnr']:.1f} / {a['reconstruction_ssim']:.2f} "
+      f"({a['reconstruction_control_psnr']:.1f} / {a['reconstruction_control_ssim']:.2f}) |")
+PY
+done
+cat "$TABLE"

@@ -1,0 +1,125 @@
+#include "master/integrity/product_check.h"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "master/crypto/csprng.h"
+#include "master/integrity/projection.h"
+#include "master/integrity/random_signs.h"
+
+namespace tempo::integrity {
+
+namespace {
+
+struct Worst {
+  double ratio = 0.0, z = 0.0, tau = 0.0;
+  int64_t row = -1;
+  int round = 0;
+};
+
+}  // namespace
+
+ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
+                           bool trans_b, int rounds, Precision precision)
+    : rounds_(rounds), precision_(precision) {
+  if (rounds < 1) throw std::invalid_argument("ProductCheck: rounds must be >= 1");
+  const int rank = a.rank();
+  if ((rank != 2 && rank != 3) || b.rank() != rank || (rank == 3 && a.dim(0) != b.dim(0)))
+    throw std::invalid_argument("ProductCheck: operands " + a.shape().to_string() + " and " +
+                                b.shape().to_string() + " are not a (batched) product");
+  const int o = rank - 2;
+  batch_ = rank == 3 ? a.dim(0) : 1;
+  const int64_t a_rows = a.dim(o), a_cols = a.dim(o + 1);
+  const int64_t b_rows = b.dim(o), b_cols = b.dim(o + 1);
+  m_ = trans_a ? a_cols : a_rows;
+  k_ = trans_a ? a_rows : a_cols;
+  n_ = trans_b ? b_rows : b_cols;
+  if ((trans_b ? b_cols : b_rows) != k_)
+    throw std::invalid_argument("ProductCheck: inner dimensions of " + a.shape().to_string() +
+                                " and " + b.shape().to_string() + " differ");
+  expected_ = rank == 3 ? Shape{batch_, m_, n_} : Shape{m_, n_};
+
+  const int t = rounds_;
+  crypto::Csprng rng;
+  signs_ = random_signs(rng, batch_ * t * n_);
+  abv_.assign(static_cast<size_t>(batch_ * t * m_), 0.0);
+  ab_abs_.assign(static_cast<size_t>(batch_ * m_), 0.0);
+  const std::vector<double> ones(static_cast<size_t>(n_), 1.0);
+  const int64_t sa = a_rows * a_cols, sb = b_rows * b_cols;
+  // Threads over the batch only for large batched products (see kParallelElements).
+  const bool over_batch =
+      batch_ > 1 && batch_ * (a_rows * a_cols + b_rows * b_cols) >= kParallelElements;
+#pragma omp parallel for schedule(dynamic) if (over_batch)
+  for (int64_t e = 0; e < batch_; ++e) {
+    std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
+    project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(), t,
+            bv.data(), b_abs.data(), !over_batch);
+    project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
+            abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+  }
+}
+
+CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
+  CheckOutcome out;
+  if (c.shape() != expected_ || c.numel() != expected_.numel()) {
+    out.passed = false;
+    out.worst_ratio = INFINITY;
+    out.reason =
+        "result has shape " + c.shape().to_string() + " instead of " + expected_.to_string();
+    return out;
+  }
+  const int t = rounds_;
+  const int64_t m = m_, n = n_;
+  const double g = dot_relative_bound(k_, precision_);
+  const double floor = static_cast<double>(n) * dot_absolute_bound(k_);
+  const double check = 2.0 * gamma(n + k_ + 2, kCheckRoundoff);
+  const std::vector<double> ones(static_cast<size_t>(n), 1.0);
+  std::vector<Worst> worst(static_cast<size_t>(batch_));
+  const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
+#pragma omp parallel for schedule(dynamic) if (over_batch)
+  for (int64_t e = 0; e < batch_; ++e) {
+    std::vector<double> cv(static_cast<size_t>(t * m)), c_abs(static_cast<size_t>(m));
+    project(c.data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t, cv.data(),
+            c_abs.data(), !over_batch);
+    const double* abv = abv_.data() + e * t * m;
+    const double* ab_abs = ab_abs_.data() + e * m;
+    Worst w;
+    for (int64_t i = 0; i < m; ++i) {
+      const double tau = g * ab_abs[i] + floor + check * (c_abs[i] + ab_abs[i]);
+      for (int r = 0; r < t; ++r) {
+        const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
+        double ratio;
+        if (!std::isfinite(c_abs[i]) || !std::isfinite(z))
+          ratio = INFINITY;  // a non-finite entry in C (or an overflow) is never accepted
+        else if (tau > 0.0)
+          ratio = z / tau;
+        else
+          ratio = z == 0.0 ? 0.0 : INFINITY;
+        if (w.row < 0 || ratio > w.ratio) w = {ratio, z, tau, i, r};
+      }
+    }
+    worst[static_cast<size_t>(e)] = w;
+  }
+  int64_t we = 0;
+  for (int64_t e = 1; e < batch_; ++e)
+    if (worst[static_cast<size_t>(e)].ratio > worst[static_cast<size_t>(we)].ratio) we = e;
+  const Worst& w = worst[static_cast<size_t>(we)];
+  out.worst_ratio = m > 0 ? w.ratio : 0.0;
+  out.passed = out.worst_ratio <= 1.0;
+  if (!out.passed) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "row %lld, round %d: |C·v - A·(B·v)| = %.3g, tolerance %.3g (%.3g x)",
+                  static_cast<long long>(w.row), w.round + 1, w.z, w.tau, w.ratio);
+    out.reason = batch_ > 1 ? "batch entry " + std::to_string(we) + ", " + buf : buf;
+  }
+  return out;
+}
+
+CheckOutcome check_product(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
+                           bool trans_b, const BlindedTensor& c, int rounds, Precision precision) {
+  return ProductCheck(a, b, trans_a, trans_b, rounds, precision).verify(c);
+}
+
+}  // namespace tempo::integrity

@@ -1,0 +1,49 @@
+// Freivalds' check of an offloaded (batched) matrix product on its blinded operands.
+#pragma once
+
+#include <vector>
+
+#include "common/blinded_tensor.h"
+#include "master/integrity/check_outcome.h"
+#include "master/integrity/error_bound.h"
+
+namespace tempo::integrity {
+
+/// Checks C ≈ op(A)·op(B) (rank 2: A, B, C matrices; rank 3: the same for every batch entry) with
+/// `rounds` independent vectors v of ±1 entries from the CSPRNG (crypto::Csprng, libsodium):
+///
+///   z = C·v - op(A)·(op(B)·v)          per row, in double: O(mk + kn + mn) per round
+///   pass  <=>  |z_i| <= tau_i = g_k·(|op(A)|·|op(B)|·1)_i + n·abs_k + rho_i
+///
+/// where g_k = dot_relative_bound(k, precision) bounds an honest worker's rounding, abs_k its
+/// underflow, and rho_i the rounding of the check itself (docs/integrity.md derives all three).
+/// An honest result always passes. A result with an entry off the exact product by more than
+/// 2·tau_i passes one round with probability at most 1/2, `rounds` rounds with at most 2^-rounds.
+///
+/// The constructor does the work on A and B (it may run while the worker computes C: v is secret
+/// either way); verify() then needs one pass over C. A and B are read only by the constructor.
+class ProductCheck {
+ public:
+  /// rounds >= 1. Throws std::invalid_argument when A and B do not chain (the master's own bug).
+  ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,
+               int rounds, Precision precision = Precision::kFp32);
+
+  /// A C of the wrong shape, or with a non-finite entry, fails without a round.
+  CheckOutcome verify(const BlindedTensor& c) const;
+
+ private:
+  int rounds_;
+  Precision precision_;
+  int64_t batch_ = 1, m_ = 0, k_ = 0, n_ = 0;
+  Shape expected_;
+  std::vector<double> signs_;   // [batch][rounds][n]
+  std::vector<double> abv_;     // [batch][rounds][m]: op(A)·(op(B)·v)
+  std::vector<double> ab_abs_;  // [batch][m]: |op(A)|·|op(B)|·1
+};
+
+/// ProductCheck(a, b, ...).verify(c).
+CheckOutcome check_product(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
+                           bool trans_b, const BlindedTensor& c, int rounds,
+                           Precision precision = Precision::kFp32);
+
+}  // namespace tempo::integrity

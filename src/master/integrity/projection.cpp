@@ -1,0 +1,103 @@
+#include "master/integrity/projection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace tempo::integrity {
+
+namespace {
+
+// Up to 4 rounds at a time: T+1 double accumulators per row stay in registers.
+template <int T>
+void project_rows(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
+                  bool with_abs, double* out, double* out_abs, bool parallel) {
+#pragma omp parallel for schedule(static) if (parallel && R * K >= kParallelElements)
+  for (int64_t i = 0; i < R; ++i) {
+    const float* row = m + i * K;
+    double acc[T] = {};
+    double acc_abs = 0.0;
+    if (with_abs) {
+#pragma omp simd reduction(+ : acc_abs)
+      for (int64_t j = 0; j < K; ++j) acc_abs += std::fabs(static_cast<double>(row[j])) * x_abs[j];
+      out_abs[i] = acc_abs;
+    }
+    for (int r = 0; r < T; ++r) {
+      const double* xr = x + r * K;
+      double a = 0.0;
+#pragma omp simd reduction(+ : a)
+      for (int64_t j = 0; j < K; ++j) a += static_cast<double>(row[j]) * xr[j];
+      acc[r] = a;
+    }
+    for (int r = 0; r < T; ++r) out[r * R + i] = acc[r];
+  }
+}
+
+// op(M) = M^T with M stored [K, R]: each thread owns a block of outputs and streams all K rows.
+template <int T>
+void project_cols(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
+                  bool with_abs, double* out, double* out_abs, bool parallel) {
+  constexpr int64_t kBlock = 512;
+  const int64_t blocks = (R + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (parallel && R * K >= kParallelElements && blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * kBlock, n = std::min(kBlock, R - i0);
+    double acc[T][kBlock];
+    double acc_abs[kBlock];
+    for (int r = 0; r < T; ++r) std::fill(acc[r], acc[r] + n, 0.0);
+    std::fill(acc_abs, acc_abs + n, 0.0);
+    for (int64_t j = 0; j < K; ++j) {
+      const float* row = m + j * R + i0;
+      if (with_abs) {
+        const double xa = x_abs[j];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) acc_abs[i] += std::fabs(static_cast<double>(row[i])) * xa;
+      }
+      for (int r = 0; r < T; ++r) {
+        const double xr = x[r * K + j];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) acc[r][i] += static_cast<double>(row[i]) * xr;
+      }
+    }
+    for (int r = 0; r < T; ++r) std::copy(acc[r], acc[r] + n, out + r * R + i0);
+    if (with_abs) std::copy(acc_abs, acc_abs + n, out_abs + i0);
+  }
+}
+
+template <int T>
+void project_t(const float* m, int64_t R, int64_t K, bool trans, const double* x,
+               const double* x_abs, bool with_abs, double* out, double* out_abs, bool parallel) {
+  if (trans)
+    project_cols<T>(m, R, K, x, x_abs, with_abs, out, out_abs, parallel);
+  else
+    project_rows<T>(m, R, K, x, x_abs, with_abs, out, out_abs, parallel);
+}
+
+}  // namespace
+
+void project(const float* m, int64_t rows, int64_t cols, bool trans, const double* x,
+             const double* x_abs, int rounds, double* out, double* out_abs, bool parallel) {
+  const int64_t R = trans ? cols : rows, K = trans ? rows : cols;
+  for (int r0 = 0; r0 < rounds; r0 += 4) {
+    const int t = std::min(4, rounds - r0);
+    const bool with_abs = r0 == 0;
+    const double* xr = x + r0 * K;
+    double* o = out + r0 * R;
+    switch (t) {
+      case 1:
+        project_t<1>(m, R, K, trans, xr, x_abs, with_abs, o, out_abs, parallel);
+        break;
+      case 2:
+        project_t<2>(m, R, K, trans, xr, x_abs, with_abs, o, out_abs, parallel);
+        break;
+      case 3:
+        project_t<3>(m, R, K, trans, xr, x_abs, with_abs, o, out_abs, parallel);
+        break;
+      default:
+        project_t<4>(m, R, K, trans, xr, x_abs, with_abs, o, out_abs, parallel);
+        break;
+    }
+  }
+}
+
+}  // namespace tempo::integrity
