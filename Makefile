@@ -27,7 +27,7 @@ test: build
 test-asan:
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTEMPO_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(SAN_BUILD) -j$(JOBS)
-	cd $(SAN_BUILD) && ctest --output-on-failure -j$(JOBS) -LE slow
+	cd $(SAN_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest --output-on-failure -j$(JOBS) -LE slow
 
 check: deps
 	$(MAKE) test

@@ -360,13 +360,16 @@ void RemoteWorkerChannel::watchdog_loop() {
       wcv_.wait(lock);
       continue;
     }
-    const Pending& p = pending_.front();
-    if (std::chrono::steady_clock::now() < p.deadline) {
-      wcv_.wait_until(lock, p.deadline);
+    // Copies: the reader thread may pop this entry while we wait.
+    const auto deadline = pending_.front().deadline;
+    const auto id = pending_.front().id;
+    const auto op = pending_.front().op;
+    if (std::chrono::steady_clock::now() < deadline) {
+      wcv_.wait_until(lock, deadline);
       continue;
     }
-    broken_ = "worker " + options_.address + ": request " + std::to_string(p.id) + " (" +
-              protocol::op_name(p.op) + ") got no response within " +
+    broken_ = "worker " + options_.address + ": request " + std::to_string(id) + " (" +
+              protocol::op_name(op) + ") got no response within " +
               seconds(options_.request_timeout) + "; session cancelled";
     lock.unlock();
     context_->TryCancel();
