@@ -5,9 +5,11 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 SAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check test test-asan bench format clean
+.PHONY: all deps build demo check test test-asan test-fuzz bench format clean
 
 all: build
 
@@ -29,9 +31,15 @@ test-asan:
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 	cd $(SAN_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest --output-on-failure -j$(JOBS) -LE slow
 
-check: deps
+# The worker's request decoder under libFuzzer (clang, ASan/UBSan) for FUZZ_SECONDS; crashes fail.
+test-fuzz:
+	JOBS=$(JOBS) fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
+
+check:
+	TEMPO_WITH_FUZZ=1 scripts/install-deps
 	$(MAKE) test
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 bench: build
 	bench/run-all.sh $(BUILD)
@@ -40,4 +48,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

@@ -7,7 +7,7 @@ build=${2:-build-fuzz}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++ -DTEMPO_FUZZ=ON -DTEMPO_BUILD_TESTS=OFF -DTEMPO_BUILD_BENCH=OFF \
+  -DCMAKE_CXX_COMPILER=clang++ -DTEMPO_FUZZ=ON -DTEMPO_CUDA=OFF -DTEMPO_BUILD_TESTS=OFF -DTEMPO_BUILD_BENCH=OFF \
   -DCMAKE_CXX_COMPILER_LAUNCHER="$(command -v ccache || true)" >/dev/null
 cmake --build "$build" -j"${JOBS:-2}" --target request_decode_fuzz
 corpus="$build/fuzz-corpus"

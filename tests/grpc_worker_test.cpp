@@ -20,6 +20,7 @@
 #include "common/remote/remote_worker_channel.h"
 #include "worker/embedded_worker.h"
 #include "worker/service/worker_server.h"
+#include "worker_process.h"
 
 namespace tempo {
 namespace {
@@ -327,62 +328,6 @@ TEST(GrpcWorker, MutualTlsServesCertifiedClientsAndRejectsOthers) {
 
 // --- `tempo worker` as a child process, driven by `tempo train` ---
 
-struct Child {
-  pid_t pid = -1;
-  std::string address;
-};
-
-/// Starts `tempo worker --listen 127.0.0.1:0 ARGS` and reads the address it prints.
-Child start_worker(const std::string& args) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
-  Child c;
-  c.pid = fork();
-  if (c.pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    const std::string cmd =
-        std::string(TEMPO_BINARY) + " worker --listen 127.0.0.1:0 " + args + " 2>/dev/null";
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
-    _exit(127);
-  }
-  close(fds[1]);
-  FILE* out = fdopen(fds[0], "r");
-  std::array<char, 256> line{};
-  const std::string prefix = "tempo worker: listening on ";
-  if (fgets(line.data(), line.size(), out)) {
-    std::string l = line.data();
-    if (l.rfind(prefix, 0) == 0) c.address = l.substr(prefix.size(), l.find('\n') - prefix.size());
-  }
-  fclose(out);
-  return c;
-}
-
-int stop(Child& c) {
-  int status = 0;
-  kill(c.pid, SIGTERM);
-  waitpid(c.pid, &status, 0);
-  return status;
-}
-
-std::pair<int, std::string> run(const std::string& args) {
-  std::string out;
-  FILE* p = popen((std::string(TEMPO_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  return {WEXITSTATUS(pclose(p)), out};
-}
-
-std::vector<double> losses(const fs::path& metrics) {
-  std::vector<double> out;
-  std::ifstream in(metrics);
-  for (std::string l; std::getline(in, l);) {
-    auto j = nlohmann::json::parse(l);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
-
 TEST(GrpcWorker, TrainingThroughATempoWorkerProcessFollowsTheEmbeddedLossCurve) {
   Child w = start_worker("--threads 1");
   ASSERT_FALSE(w.address.empty()) << "tempo worker did not start";
@@ -404,15 +349,6 @@ TEST(GrpcWorker, TrainingThroughATempoWorkerProcessFollowsTheEmbeddedLossCurve) 
   for (size_t i = 0; i < r.size(); ++i)
     EXPECT_NEAR(r[i], e[i], 1e-2 * std::abs(e[i])) << "step " << i;
   fs::remove_all(d);
-}
-
-TEST(GrpcWorker, SeveralWorkersAreRefusedUntilShardingExists) {
-  auto [s, out] = run(
-      "train --mode tempo --dataset synthetic --model mlp --limit-train 32 --worker 127.0.0.1:1 "
-      "--worker 127.0.0.1:2");
-  EXPECT_NE(s, 0);
-  EXPECT_NE(out.find("sharding across several workers is not implemented yet"), std::string::npos)
-      << out;
 }
 
 }  // namespace

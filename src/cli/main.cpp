@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "master/nn/compute.h"
 
 int main(int argc, char** argv) {
   // Tensors of 256 KiB and more are recycled by AlignedBuffer's block cache; keep the smaller
@@ -21,14 +22,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "tempo 0.1.0");
   const std::vector<tempo::cli::Command> commands = {
-      tempo::cli::add_train_command(app),
-      tempo::cli::add_eval_command(app),
-      tempo::cli::add_bench_command(app),
-      tempo::cli::add_info_command(app),
-      tempo::cli::add_worker_command(app),
-      tempo::cli::add_seal_command(app),
-      tempo::cli::add_attest_command(app),
-      tempo::cli::add_export_command(app),
+      tempo::cli::add_train_command(app),  tempo::cli::add_eval_command(app),
+      tempo::cli::add_bench_command(app),  tempo::cli::add_info_command(app),
+      tempo::cli::add_worker_command(app), tempo::cli::add_seal_command(app),
+      tempo::cli::add_attest_command(app), tempo::cli::add_export_command(app),
       tempo::cli::add_attack_command(app),
   };
   tempo::cli::add_tee_option(app);
@@ -41,6 +38,12 @@ int main(int argc, char** argv) {
   try {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
+  } catch (const tempo::nn::ComputeUnavailableError& e) {
+    // Documented exit status 3: no worker left under --fallback stop (checkpoint written first
+    // when --checkpoint-dir is set); rerun with --resume once workers are back.
+    std::fflush(stdout);
+    std::fprintf(stderr, "tempo: stopped: %s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "tempo: error: %s\n", e.what());

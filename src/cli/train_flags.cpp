@@ -12,12 +12,14 @@ namespace tempo::cli {
 void add_train_flags(CLI::App& cmd, train::TrainOptions& o) {
   cmd.add_option("--model", o.model, "mlp | cnn | resnet18 | resnet50 | vit-tiny | vit-s4")
       ->capture_default_str();
-  cmd.add_option("--dataset", o.dataset, "fashion-mnist | cifar10 | synthetic")->capture_default_str();
+  cmd.add_option("--dataset", o.dataset, "fashion-mnist | cifar10 | synthetic")
+      ->capture_default_str();
   cmd.add_option("--data-dir", o.data_dir,
                  "Dataset directory (fashion-mnist default: /usr/share/datasets/fashion-mnist; "
                  "cifar10: the directory with data_batch_*.bin)");
   cmd.add_option("--limit-train", o.limit_train, "Train on the first N samples only (0: all)");
-  cmd.add_option("--limit-test", o.limit_test, "Evaluate on the first N test samples only (0: all)");
+  cmd.add_option("--limit-test", o.limit_test,
+                 "Evaluate on the first N test samples only (0: all)");
   cmd.add_flag("--augment", o.augment, "Random crop (padding 4) and horizontal flip");
   cmd.add_option("--image-size", o.image_size,
                  "Pad inputs to this size (0: 32 for resnet*/vit*, else the dataset's)");
@@ -80,7 +82,24 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
   g->add_flag("--traffic-report", f.traffic_report,
               "Add per-layer bytes sent and received to the JSON summary");
   g->add_option("--worker", f.workers,
-                "Offload to the `tempo worker` at HOST:PORT instead of the embedded worker");
+                "Offload to the `tempo worker` at HOST:PORT instead of the embedded worker; "
+                "repeatable: each product is split by batch across the workers, in proportion to "
+                "their measured throughput, each shard under its own key");
+  g->add_option("--fallback", f.fallback,
+                "When no worker is left: stop (write the checkpoint of the last completed step "
+                "and exit with status 3) or local (compute in the TEE until a worker is back)")
+      ->check(CLI::IsMember({"stop", "local"}))
+      ->capture_default_str();
+  g->add_option("--pipeline-chunks", f.pipeline_chunks,
+                "Shards per worker and product: >= 2 overlaps blinding, transfer, the worker's "
+                "product and unblinding (each shard sends the blinded weights once more)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  g->add_option("--worker-timeout", f.worker_timeout_s,
+                "Seconds a remote worker may take to answer one request before it counts as "
+                "hung: its work goes to the other workers")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   g->add_option("--tls-ca", f.tls_ca, "CA that signed the workers' certificates (PEM)");
   g->add_option("--tls-cert", f.tls_cert, "This master's client certificate (PEM)");
   g->add_option("--tls-key", f.tls_key, "This master's private key (PEM)");
@@ -109,10 +128,9 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     return s;
   }
   if (o.mode != "tempo") throw std::invalid_argument("unknown --mode " + o.mode);
-  std::shared_ptr<WorkerChannel> channel;
+  std::vector<offload::WorkerPool::Member> members;
   std::string worker_kind = "embedded";
-  if (f.workers.size() > 1)
-    throw std::invalid_argument("sharding across several workers is not implemented yet");
+  std::shared_ptr<worker::EmbeddedWorker> embedded;
   if (f.workers.empty()) {
     worker::WorkerOptions wo;
     wo.backend = "cpu";
@@ -120,19 +138,39 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     wo.limits.max_cache_bytes = f.max_cache_bytes;
     wo.record_view_dir = f.record_view_dir;
     wo.fault = f.fault;
-    channel = std::make_shared<worker::EmbeddedWorker>(wo);
+    embedded = std::make_shared<worker::EmbeddedWorker>(wo);
+    members.push_back({"embedded", embedded, nullptr});
   } else {
     if (!f.fault.empty())
-      throw std::invalid_argument("--fault applies to the embedded worker only (start the "
-                                  "remote worker with its own fault option)");
-    remote::RemoteWorkerOptions ro;
-    ro.address = f.workers[0];
-    ro.tls = {f.tls_ca, f.tls_cert, f.tls_key};
-    auto remote_channel = std::make_shared<remote::RemoteWorkerChannel>(ro);
-    worker_kind = "remote " + ro.address + (ro.tls.enabled() ? " (mutual TLS)" : " (plaintext)");
-    progress.message("tempo: worker " + ro.address + " session " + remote_channel->session_id());
-    channel = remote_channel;
+      throw std::invalid_argument(
+          "--fault applies to the embedded worker only (start the "
+          "remote worker with its own fault option)");
+    const remote::TlsFiles tls{f.tls_ca, f.tls_cert, f.tls_key};
+    for (const std::string& address : f.workers) {
+      remote::RemoteWorkerOptions ro;
+      ro.address = address;
+      ro.tls = tls;
+      ro.request_timeout =
+          std::chrono::milliseconds(static_cast<int64_t>(f.worker_timeout_s * 1000));
+      auto first = std::make_shared<remote::RemoteWorkerChannel>(ro);
+      progress.message("tempo: worker " + address + " session " + first->session_id() + " (" +
+                       first->capabilities().backend + ", " + first->capabilities().device + ")");
+      // A worker that died is re-admitted with a new session when it answers again.
+      remote::RemoteWorkerOptions again = ro;
+      again.connect_timeout = std::chrono::milliseconds(2000);
+      members.push_back({address, first, [again]() -> std::shared_ptr<WorkerChannel> {
+                           return std::make_shared<remote::RemoteWorkerChannel>(again);
+                         }});
+    }
+    worker_kind = (f.workers.size() == 1 ? "remote " + f.workers[0]
+                                         : std::to_string(f.workers.size()) + " remote workers") +
+                  (tls.enabled() ? " (mutual TLS)" : " (plaintext)");
   }
+  auto pool = std::make_shared<offload::WorkerPool>(std::move(members));
+  if (o.checkpoint_dir.empty() && f.fallback == "stop" && !f.workers.empty())
+    progress.message(
+        "tempo: note: without --checkpoint-dir, losing every worker stops the run "
+        "without a checkpoint (--fallback stop)");
 
   offload::OffloadPolicy policy;
   policy.conv_mode = offload::parse_conv_mode(f.conv_mode);
@@ -143,11 +181,13 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   policy.keep_head_in_tee = !f.offload_head;
   policy.integrity.rounds = f.verify_rounds;
   policy.integrity.on_failure = integrity::parse_failure_action(f.on_integrity_failure);
-  auto engine = std::make_shared<offload::OffloadEngine>(*channel, policy);
+  policy.fallback = offload::parse_fallback(f.fallback);
+  policy.pipeline_chunks = f.pipeline_chunks;
+  auto engine = std::make_shared<offload::OffloadEngine>(pool, policy);
   auto placement = std::make_shared<std::vector<offload::PlacedLayer>>();
-  progress.message("tempo: " + worker_kind + " worker (" + channel->capabilities().backend + ", " +
-                   channel->capabilities().device + "); conv mode " + f.conv_mode + ", sigma " +
-                   std::to_string(f.sigma));
+  const protocol::Capabilities caps = pool->capabilities();
+  progress.message("tempo: " + worker_kind + " (" + caps.backend + ", " + caps.device +
+                   "); conv mode " + f.conv_mode + ", sigma " + std::to_string(f.sigma));
   s.assigner = [engine, placement, &progress, f](nn::Module& model, const Shape& batch_shape) {
     *placement = engine->apply(model);
     int offloaded = 0;
@@ -157,7 +197,7 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     if (f.privacy_report)
       print_privacy_report(model, batch_shape, *placement, engine->policy(), progress);
   };
-  s.add_to_summary = [engine, channel, placement, f, worker_kind](nlohmann::json& j) {
+  s.add_to_summary = [engine, pool, embedded, placement, f, worker_kind](nlohmann::json& j) {
     j["tee"] = "sim";
     j["worker"] = worker_kind;
     j["conv_mode"] = f.conv_mode;
@@ -167,11 +207,18 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     j["offloaded_layers"] = offloaded;
     j["traffic"] = engine->stats().to_json(f.traffic_report);
     j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
-    if (auto* embedded = dynamic_cast<worker::EmbeddedWorker*>(channel.get()))
-      j["faults_injected"] = embedded->counters().faults_injected;
+    if (embedded) j["faults_injected"] = embedded->counters().faults_injected;
+    const auto c = pool->counters();
+    j["workers"] = {{"count", pool->size()},
+                    {"state", pool->describe()},
+                    {"resent_requests", c.resent},
+                    {"reuploaded_operands", c.reuploaded},
+                    {"worker_losses", c.deaths},
+                    {"readmissions", c.readmissions},
+                    {"pipeline_chunks", f.pipeline_chunks}};
   };
-  s.keep_alive = std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(
-      channel, engine);
+  s.keep_alive =
+      std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(pool, engine);
   return s;
 }
 

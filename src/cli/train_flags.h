@@ -29,7 +29,11 @@ struct OffloadFlags {
   std::string record_view_dir;
   bool privacy_report = false;
   bool traffic_report = false;
-  std::vector<std::string> workers;  ///< --worker HOST:PORT; empty: the embedded worker
+  std::vector<std::string>
+      workers;                    ///< --worker HOST:PORT (repeatable); empty: the embedded worker
+  std::string fallback = "stop";  ///< --fallback stop|local: no worker left
+  int pipeline_chunks = 1;        ///< --pipeline-chunks: shards per worker and operation
+  double worker_timeout_s = 600;  ///< --worker-timeout: a request unanswered this long = hung
   std::string tls_ca, tls_cert, tls_key;
   int verify_rounds = 1;                       ///< --verify-rounds (0: results unchecked)
   std::string on_integrity_failure = "retry";  ///< --on-integrity-failure retry|local|abort

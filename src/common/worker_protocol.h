@@ -56,7 +56,10 @@ struct Request {
 struct Response {
   uint64_t id = 0;
   bool ok = true;
-  std::string error;     ///< precise message when !ok; the worker stays up
+  std::string error;  ///< precise message when !ok; the worker stays up
+  /// With !ok: the worker could not be reached or its session broke (killed, hung past the
+  /// deadline, disconnected), so the request was not rejected but may be sent to another worker.
+  bool unavailable = false;
   BlindedTensor result;  ///< empty for kFree
 };
 

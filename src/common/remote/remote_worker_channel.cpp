@@ -176,10 +176,12 @@ std::string RemoteWorkerChannel::broken_reason() {
 }
 
 protocol::Response RemoteWorkerChannel::error_response(uint64_t id, protocol::Op op,
-                                                       const std::string& why) const {
+                                                       const std::string& why,
+                                                       bool unavailable) const {
   protocol::Response r;
   r.id = id;
   r.ok = false;
+  r.unavailable = unavailable;
   r.error = std::string(protocol::op_name(op)) + " (request " + std::to_string(id) + "): " + why;
   return r;
 }
@@ -188,6 +190,7 @@ std::future<protocol::Response> RemoteWorkerChannel::submit(protocol::Request re
   std::promise<protocol::Response> promise;
   auto future = promise.get_future();
   std::string refuse;
+  bool unavailable = false;
   // Operands over the worker's limit would end the session (the worker cannot skip their bytes):
   // refuse them here and keep the session.
   for (const protocol::Operand* o : {&request.a, &request.b})
@@ -198,9 +201,9 @@ std::future<protocol::Response> RemoteWorkerChannel::submit(protocol::Request re
                options_.address + " (not sent)";
   {
     std::lock_guard lock(mu_);
-    if (refuse.empty() && !broken_.empty()) refuse = broken_;
+    if (refuse.empty() && !broken_.empty()) refuse = broken_, unavailable = true;
     if (refuse.empty() && closing_)
-      refuse = "the channel to worker " + options_.address + " is closed";
+      refuse = "the channel to worker " + options_.address + " is closed", unavailable = true;
     if (refuse.empty()) {
       pending_.push_back({request.id, request.op,
                           std::chrono::steady_clock::now() + options_.request_timeout,
@@ -211,7 +214,7 @@ std::future<protocol::Response> RemoteWorkerChannel::submit(protocol::Request re
       return future;
     }
   }
-  promise.set_value(error_response(request.id, request.op, refuse));
+  promise.set_value(error_response(request.id, request.op, refuse, unavailable));
   return future;
 }
 
@@ -350,7 +353,7 @@ void RemoteWorkerChannel::read_loop() {
     queue_.clear();
   }
   wcv_.notify_all();
-  for (auto& p : orphans) p.promise.set_value(error_response(p.id, p.op, reason));
+  for (auto& p : orphans) p.promise.set_value(error_response(p.id, p.op, reason, true));
 }
 
 void RemoteWorkerChannel::watchdog_loop() {

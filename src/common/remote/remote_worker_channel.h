@@ -83,7 +83,9 @@ class RemoteWorkerChannel final : public WorkerChannel {
   void watchdog_loop();
   /// Marks the session broken (first reason wins) and cancels the call.
   void fail(const std::string& reason);
-  protocol::Response error_response(uint64_t id, protocol::Op op, const std::string& why) const;
+  /// `unavailable`: the session is gone (not a rejection by the worker).
+  protocol::Response error_response(uint64_t id, protocol::Op op, const std::string& why,
+                                    bool unavailable = false) const;
 
   RemoteWorkerOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

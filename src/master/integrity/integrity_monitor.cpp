@@ -24,10 +24,10 @@ void IntegrityMonitor::failed(IntegrityEvent e) {
   if (events_.size() < 1000) events_.push_back(std::move(e));
 }
 
-void IntegrityMonitor::quarantine(const std::string& why) {
-  if (!quarantined_.exchange(true))
-    log("integrity: worker quarantined for the rest of the run (" + why +
-        "); every further product runs in the TEE");
+void IntegrityMonitor::quarantine(const std::string& worker, const std::string& why) {
+  quarantined_ = true;
+  log("integrity: worker " + worker + " quarantined for the rest of the run (" + why +
+      "); its work goes to the other workers, or to the TEE when none is left");
 }
 
 std::vector<IntegrityEvent> IntegrityMonitor::events() const {
@@ -58,6 +58,7 @@ nlohmann::json IntegrityMonitor::to_json() const {
           {"integrity_retries", retries()},
           {"integrity_local_fallbacks", local_fallbacks()},
           {"worker_quarantined", quarantined()},
+          {"products_without_worker", no_worker_.load()},
           {"integrity_check_seconds", check_seconds()}};
 }
 

@@ -48,13 +48,17 @@ class IntegrityMonitor {
   void failed(IntegrityEvent event);
   /// An operation computed in the TEE instead (after a failed check, or while quarantined).
   void computed_locally() { ++local_; }
+  /// A product computed in the TEE because no worker was live (--fallback local).
+  void computed_without_worker() { ++no_worker_; }
+  int64_t computed_without_worker_count() const { return no_worker_.load(); }
   void retried() { ++retries_; }
   /// Adds time the master spent checking (preparing and verifying), for the overhead report.
   void add_check_time(int64_t ns) { check_ns_ += ns; }
   double check_seconds() const { return static_cast<double>(check_ns_.load()) * 1e-9; }
 
   /// After a failed retry: the worker is not used again (logged once).
-  void quarantine(const std::string& why);
+  /// Logs that `worker` will get no further request (the pool stops using it).
+  void quarantine(const std::string& worker, const std::string& why);
   bool quarantined() const { return quarantined_.load(); }
 
   int64_t checks() const { return checks_.load(); }
@@ -65,18 +69,19 @@ class IntegrityMonitor {
 
   /// Where log lines go (default: stderr).
   void set_log(std::function<void(const std::string&)> sink);
+  /// One line to the log sink (also used by the offload engine for worker events).
+  void log(const std::string& line);
 
   /// {"verify_rounds", "on_failure", "precision", "integrity_checks", "integrity_failures",
   ///  "integrity_retries", "integrity_local_fallbacks", "worker_quarantined",
-  ///  "integrity_check_seconds"}
+  ///  "products_without_worker", "integrity_check_seconds"}
   nlohmann::json to_json() const;
 
  private:
-  void log(const std::string& line);
-
   IntegrityOptions options_;
   std::atomic<int64_t> checks_{0}, failures_{0}, retries_{0}, local_{0}, check_ns_{0};
   std::atomic<bool> quarantined_{false};
+  std::atomic<int64_t> no_worker_{0};
   mutable std::mutex mu_;
   std::vector<IntegrityEvent> events_;
   std::function<void(const std::string&)> sink_;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 
 #include "master/core/tensor.h"
 
@@ -15,6 +16,12 @@ struct ConvGeometry {
 
   int64_t out_h(int64_t in_h, int64_t kh) const { return (in_h + 2 * pad_h - kh) / stride_h + 1; }
   int64_t out_w(int64_t in_w, int64_t kw) const { return (in_w + 2 * pad_w - kw) / stride_w + 1; }
+};
+
+/// A Compute cannot run a product now (e.g. no worker is left to offload it to). The trainer
+/// writes a checkpoint of the last completed step before it passes this on.
+struct ComputeUnavailableError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 /// What a Compute keeps between a forward product and its backward (operands, keys, handles).

@@ -8,7 +8,10 @@
 namespace tempo::offload {
 
 OffloadEngine::OffloadEngine(WorkerChannel& worker, OffloadPolicy policy)
-    : worker_(worker),
+    : OffloadEngine(WorkerPool::of(worker), std::move(policy)) {}
+
+OffloadEngine::OffloadEngine(std::shared_ptr<WorkerPool> workers, OffloadPolicy policy)
+    : pool_(std::move(workers)),
       policy_(std::move(policy)),
       matmul_(policy_.obfuscation),
       patch_conv_(policy_.obfuscation),
@@ -62,34 +65,74 @@ std::vector<PlacedLayer> OffloadEngine::apply(nn::Module& model) {
   return placed;
 }
 
-std::future<protocol::Response> OffloadEngine::send(protocol::Request request) {
+WorkerPool::Pending OffloadEngine::send(protocol::Request request, int hint) {
   request.id = next_request_.fetch_add(1);
-  return worker_.submit(std::move(request));
+  return pool_->submit(std::move(request), hint);
 }
 
-BlindedTensor OffloadEngine::receive(std::future<protocol::Response>& pending,
-                                     const std::string& layer, const char* what) {
+BlindedTensor OffloadEngine::receive(WorkerPool::Pending& pending, const std::string& layer,
+                                     const char* what) {
   protocol::Response r = pending.get();
+  if (r.unavailable)
+    throw WorkersUnavailableError("no worker could compute the " + std::string(what) +
+                                  " of layer " + layer + ": " + r.error);
   if (!r.ok)
     throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer + ": " +
                              r.error);
   return std::move(r.result);
 }
 
+bool OffloadEngine::must_run_locally() {
+  if (pool_->all_quarantined()) {
+    integrity_.computed_locally();
+    return true;
+  }
+  if (pool_->live_count() > 0) return false;
+  if (policy_.fallback == Fallback::kStop)
+    throw WorkersUnavailableError("no worker left (" + pool_->describe() +
+                                  "); --fallback stop ends the run");
+  if (!fallback_logged_.exchange(true))
+    integrity_.log("offload: no worker left (" + pool_->describe() +
+                   "); computing in the TEE until one comes back (--fallback local)");
+  integrity_.computed_without_worker();
+  return true;
+}
+
+std::optional<BlindedTensor> OffloadEngine::no_worker(InFlight& op, const std::string& layer,
+                                                      const char* what, const std::string& why) {
+  op.lost = true;
+  if (policy_.fallback == Fallback::kStop)
+    throw WorkersUnavailableError("no worker could compute the " + std::string(what) +
+                                  " of layer " + layer + ": " + why +
+                                  " (--fallback stop ends the run)");
+  if (!fallback_logged_.exchange(true))
+    integrity_.log("offload: no worker left (" + why +
+                   "); computing in the TEE until one comes back (--fallback local)");
+  integrity_.computed_without_worker();
+  return std::nullopt;
+}
+
 OffloadEngine::InFlight OffloadEngine::submit(protocol::Request request, BlindedTensor a,
-                                              BlindedTensor b) {
+                                              BlindedTensor b, int hint) {
   InFlight op;
   op.spec = integrity::OperationSpec::of(request);
   op.sent_bytes = request.a.tensor.bytes() + request.b.tensor.bytes();
   op.a = std::move(a);
   op.b = std::move(b);
-  op.response = send(std::move(request));
+  op.response = send(std::move(request), hint);
   return op;
 }
 
 std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const std::string& layer,
                                                              const char* what) {
-  if (!integrity_.enabled()) return receive(op.response, layer, what);
+  if (!integrity_.enabled()) {
+    protocol::Response r = op.response.get();
+    if (r.unavailable) return no_worker(op, layer, what, r.error);
+    if (!r.ok)
+      throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer +
+                               ": " + r.error);
+    return std::move(r.result);
+  }
   const integrity::IntegrityOptions& opt = integrity_.options();
   using Clock = std::chrono::steady_clock;
   auto elapsed_ns = [](Clock::time_point since) {
@@ -99,7 +142,12 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
   std::optional<integrity::ResultCheck> check;
   check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
   integrity_.add_check_time(elapsed_ns(start));
-  BlindedTensor result = receive(op.response, layer, what);
+  protocol::Response response = op.response.get();
+  if (response.unavailable) return no_worker(op, layer, what, response.error);
+  if (!response.ok)
+    throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer + ": " +
+                             response.error);
+  BlindedTensor result = std::move(response.result);
   start = Clock::now();
   integrity::CheckOutcome outcome = check->verify(result);
   integrity_.add_check_time(elapsed_ns(start));
@@ -122,9 +170,16 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
     case integrity::FailureAction::kRetry:
       break;
   }
-  event.action = "retry";
+  // With another worker live, the liar is quarantined at once and the work goes elsewhere;
+  // a lone worker gets one more chance (a transient fault) before it is.
+  const int liar = op.response.worker();
+  const bool others = pool_->live_count() > 1;
+  event.action = others ? "retry elsewhere+quarantine" : "retry";
   integrity_.failed(std::move(event));
   integrity_.retried();
+  if (others)
+    integrity_.quarantine(pool_->quarantine(liar),
+                          "layer " + layer + ", " + what + " failed its check");
   // The re-sent request carries both operands inline (the worker may have freed its cached
   // copies since) and caches nothing; its check draws fresh vectors.
   protocol::Request retry;
@@ -136,11 +191,13 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
   retry.a = protocol::Operand::inline_tensor(op.a);
   retry.b = protocol::Operand::inline_tensor(op.b);
   check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
-  auto pending = send(std::move(retry));
+  auto pending = send(std::move(retry), liar + 1);
   protocol::Response r = pending.get();
+  if (r.unavailable) return no_worker(op, layer, what, r.error);
   if (!r.ok) {
-    integrity_.quarantine("layer " + layer + ", " + what +
-                          ": the worker rejected the re-sent request: " + r.error);
+    integrity_.quarantine(
+        pool_->quarantine(pending.worker()),
+        "layer " + layer + ", " + what + ": the worker rejected the re-sent request: " + r.error);
     integrity_.computed_locally();
     return std::nullopt;
   }
@@ -151,7 +208,8 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
     return std::move(r.result);
   }
   integrity_.failed({layer, what, 2, outcome.worst_ratio, outcome.reason, "local+quarantine"});
-  integrity_.quarantine("layer " + layer + ", " + what + " failed its check twice");
+  integrity_.quarantine(pool_->quarantine(pending.worker()),
+                        "layer " + layer + ", " + what + " failed its check twice");
   integrity_.computed_locally();
   return std::nullopt;
 }

@@ -17,10 +17,19 @@
 #include "master/nn/module.h"
 #include "master/offload/offload_policy.h"
 #include "master/offload/offload_stats.h"
+#include "master/offload/worker_pool.h"
 
 namespace tempo::offload {
 
-/// Owns the obfuscators and the per-layer Computes that send blinded products to one worker.
+/// Owns the obfuscators and the per-layer Computes that send blinded products to the workers.
+///
+/// Several workers (a WorkerPool): every offloaded operation is split by batch into shards, in
+/// proportion to the workers' measured throughput (policy.pipeline_chunks shards per worker), and
+/// each shard is blinded under its own key; weight gradients of the shards are summed here. All
+/// shards are sent before the first result is awaited, so blinding the next shard, the transfer,
+/// the workers' products and unblinding the previous shard overlap. A worker lost mid-operation
+/// costs nothing but time (the pool re-sends its work); with no worker left the product runs in
+/// the TEE (policy.fallback kLocal) or the run stops with WorkersUnavailableError (kStop).
 ///
 /// Per product, in the forward pass: a fresh key, both operands blinded, the product sent, the
 /// result decrypted. In training the worker caches X' and W' under handles, and the backward pass
@@ -40,7 +49,9 @@ namespace tempo::offload {
 /// of the transport (1.0 for the embedded worker).
 class OffloadEngine {
  public:
+  /// One worker that the caller owns (the embedded worker, tests).
   OffloadEngine(WorkerChannel& worker, OffloadPolicy policy);
+  OffloadEngine(std::shared_ptr<WorkerPool> workers, OffloadPolicy policy);
   ~OffloadEngine();
   OffloadEngine(const OffloadEngine&) = delete;
   OffloadEngine& operator=(const OffloadEngine&) = delete;
@@ -51,35 +62,48 @@ class OffloadEngine {
 
   const OffloadPolicy& policy() const { return policy_; }
   OffloadStats& stats() { return stats_; }
-  WorkerChannel& worker() { return worker_; }
+  WorkerPool& workers() { return *pool_; }
 
-  /// Sends `request`, waits, and returns the blinded result; throws std::runtime_error naming the
-  /// layer and the worker's message when the worker rejects it. Thread-safe.
-  std::future<protocol::Response> send(protocol::Request request);
-  BlindedTensor receive(std::future<protocol::Response>& pending, const std::string& layer,
-                        const char* what);
+  /// Sends `request` to worker `hint` of the pool (or wherever its cached operands are).
+  /// Thread-safe.
+  WorkerPool::Pending send(protocol::Request request, int hint = 0);
+  /// Waits and returns the blinded result; throws std::runtime_error naming the layer and the
+  /// worker's message when the worker rejects it, WorkersUnavailableError when no worker is left.
+  BlindedTensor receive(WorkerPool::Pending& pending, const std::string& layer, const char* what);
+  /// The batch split for an operation of `rows` rows (samples or matrix rows).
+  std::vector<WorkerPool::Shard> plan_shards(int64_t rows) {
+    return pool_->plan_shards(rows, policy_.pipeline_chunks);
+  }
   protocol::Handle new_handle() { return next_handle_.fetch_add(1); }
 
   /// An offloaded operation in flight, with what the master needs to check and re-send it.
   struct InFlight {
-    std::future<protocol::Response> response;
+    WorkerPool::Pending response;
     integrity::OperationSpec spec;
     BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
     int64_t sent_bytes = 0;
+    bool lost = false;  ///< set by receive_verified: no worker was left to compute it
   };
-  /// Sends `request`, whose operands (inline or cached on the worker) are `a` and `b`.
-  InFlight submit(protocol::Request request, BlindedTensor a, BlindedTensor b);
+  /// Sends `request`, whose operands (inline or cached on the worker) are `a` and `b`, to worker
+  /// `hint` (see send()).
+  InFlight submit(protocol::Request request, BlindedTensor a, BlindedTensor b, int hint = 0);
   /// Awaits and checks the result of `op` (prepares the check first, so that the master's half of
   /// it overlaps the worker's computation). Returns the verified blinded result, or std::nullopt
   /// when the caller must compute the operation in the TEE instead (the failure was logged and
-  /// counted). Throws integrity::IntegrityError under FailureAction::kAbort, std::runtime_error
-  /// when the worker rejects the request. Without checks (rounds 0) it returns the result as is.
+  /// counted; `op.lost` tells that no worker was left). Throws integrity::IntegrityError under
+  /// FailureAction::kAbort, std::runtime_error when the worker rejects the request,
+  /// WorkersUnavailableError when no worker is left under Fallback::kStop. Without checks
+  /// (rounds 0) it returns the result as is.
   std::optional<BlindedTensor> receive_verified(InFlight& op, const std::string& layer,
                                                 const char* what);
 
   /// Checking enabled (rounds > 0): the Computes then keep the operands checks need.
   bool verifying() const { return integrity_.enabled(); }
-  /// True once the worker is quarantined: every product then runs in the TEE.
+  /// True when the next product must run in the TEE: every worker quarantined, or none live under
+  /// Fallback::kLocal (each call counts one local product). Throws WorkersUnavailableError when
+  /// none is live under Fallback::kStop.
+  bool must_run_locally();
+  /// Some worker was quarantined (it returned a wrong result).
   bool quarantined() const { return integrity_.quarantined(); }
   integrity::IntegrityMonitor& integrity() { return integrity_; }
 
@@ -89,7 +113,11 @@ class OffloadEngine {
   const crypto::BatchedMatmulObfuscator& batched_matmul() const { return batched_; }
 
  private:
-  WorkerChannel& worker_;
+  /// A result that cannot be had from any worker: nullopt under Fallback::kLocal, else throws.
+  std::optional<BlindedTensor> no_worker(InFlight& op, const std::string& layer, const char* what,
+                                         const std::string& why);
+
+  std::shared_ptr<WorkerPool> pool_;
   OffloadPolicy policy_;
   crypto::MatmulObfuscator matmul_;
   crypto::PatchConvObfuscator patch_conv_;
@@ -99,6 +127,7 @@ class OffloadEngine {
   integrity::IntegrityMonitor integrity_;
   std::atomic<protocol::Handle> next_handle_{1};
   std::atomic<uint64_t> next_request_{1};
+  std::atomic<bool> fallback_logged_{false};
   std::vector<std::unique_ptr<nn::Compute>> computes_;
 };
 

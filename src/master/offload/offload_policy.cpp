@@ -10,6 +10,12 @@ ConvMode parse_conv_mode(const std::string& name) {
   throw std::invalid_argument("unknown conv mode '" + name + "' (valid: patch, channel)");
 }
 
+Fallback parse_fallback(const std::string& name) {
+  if (name == "stop") return Fallback::kStop;
+  if (name == "local") return Fallback::kLocal;
+  throw std::invalid_argument("unknown fallback '" + name + "' (valid: stop, local)");
+}
+
 const char* to_string(ConvMode mode) { return mode == ConvMode::kPatch ? "patch" : "channel"; }
 
 bool matches_prefix(const std::string& path, const std::set<std::string>& prefixes) {

@@ -7,6 +7,7 @@
 
 #include "master/crypto/obfuscation_params.h"
 #include "master/integrity/integrity_options.h"
+#include "master/nn/compute.h"
 
 namespace tempo::offload {
 
@@ -17,6 +18,18 @@ enum class ConvMode {
 };
 ConvMode parse_conv_mode(const std::string& name);  ///< "patch" | "channel"
 const char* to_string(ConvMode mode);
+
+/// What the master does when no worker is left (all dead or unreachable).
+enum class Fallback {
+  kStop,   ///< stop the run: WorkersUnavailableError (the trainer writes a checkpoint first)
+  kLocal,  ///< compute the products in the TEE until a worker comes back
+};
+Fallback parse_fallback(const std::string& name);  ///< "stop" | "local"
+
+/// No worker is left to compute an offloaded product, and the policy says stop.
+struct WorkersUnavailableError : nn::ComputeUnavailableError {
+  using nn::ComputeUnavailableError::ComputeUnavailableError;
+};
 
 struct OffloadPolicy {
   /// Keep the first product layer (raw inputs) in the TEE: raw data never leaves it in any form.
@@ -31,6 +44,10 @@ struct OffloadPolicy {
   crypto::ObfuscationParams obfuscation;
   /// Checks of every offloaded result (t rounds) and what a failed check leads to (section 5).
   integrity::IntegrityOptions integrity;
+  Fallback fallback = Fallback::kStop;
+  /// Shards per worker and operation: 2 or more overlap blinding, transfer, the worker's product
+  /// and unblinding within one operation (each shard costs one more blinded copy of the weights).
+  int pipeline_chunks = 1;
 };
 
 /// One product layer of a model and where the policy puts it.

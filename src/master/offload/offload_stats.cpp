@@ -32,6 +32,7 @@ LayerTraffic OffloadStats::total() const {
 void OffloadStats::reset() {
   std::lock_guard lock(mu_);
   layers_.clear();
+  for (auto& ns : phase_ns_) ns = 0;
 }
 
 nlohmann::json OffloadStats::to_json(bool per_layer) const {
@@ -39,7 +40,11 @@ nlohmann::json OffloadStats::to_json(bool per_layer) const {
   nlohmann::json j = {{"bytes_sent", t.bytes_sent},
                       {"bytes_received", t.bytes_received},
                       {"requests", t.requests},
-                      {"min_bytes", t.min_bytes}};
+                      {"min_bytes", t.min_bytes},
+                      {"seconds",
+                       {{"blind", seconds(OffloadPhase::kBlind)},
+                        {"wait", seconds(OffloadPhase::kWait)},
+                        {"unblind", seconds(OffloadPhase::kUnblind)}}}};
   if (per_layer) {
     nlohmann::json layers = nlohmann::json::object();
     for (const auto& [name, l] : snapshot())

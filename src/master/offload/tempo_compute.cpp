@@ -1,5 +1,6 @@
 #include "master/offload/tempo_compute.h"
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -8,6 +9,7 @@
 #include "master/nn/plain_compute.h"
 #include "master/nn/plain_conv_backend.h"
 
+#include "master/offload/batch_rows.h"
 #include "master/offload/offload_engine.h"
 
 namespace tempo::offload {
@@ -28,26 +30,57 @@ struct ProductPlan {
   bool dw_trans_a = false;
   bool dw_cached_x_is_b = false;  // patch mode computes dW' = dY'2ᵀ·X'
   protocol::ConvParams conv;
-  Shape dx_shape, dw_shape;  // conv backward outputs
-  bool is_conv = false;      // for computing in the TEE: conv2d or matmul
+  Shape dw_shape;        // the backward-weights output of a channel-mode conv
+  bool is_conv = false;  // for computing in the TEE: conv2d or matmul
   nn::ConvGeometry geometry;
 };
 
-/// A forward whose blinded operands stay on the worker until the backward. While results are
-/// checked, the master keeps its references to them too (X', W' in `fw`: the backward checks need
-/// them) and to the plaintext operands (to compute a rejected result in the TEE).
+/// One shard of a forward (a slice of the batch, blinded under its own key) whose blinded
+/// operands stay on its worker until the backward. The master keeps the shard's plaintext rows
+/// and the weights: a product that no worker can compute (or whose result failed its check) is
+/// computed in the TEE from them.
+template <class Forward>
+struct ShardForward {
+  std::optional<Forward> fw;  ///< empty when the forward ran in the TEE
+  Handle x_handle = 0, w_handle = 0;
+  int worker = 0;
+  Tensor x;  ///< plaintext rows of this shard (the whole input when there is one shard)
+};
+
 template <class Forward>
 struct SavedOffload final : nn::SavedProduct {
-  SavedOffload(Forward f, ProductPlan p) : fw(std::move(f)), plan(std::move(p)) {}
-  Forward fw;
   ProductPlan plan;
-  Handle x_handle = 0, w_handle = 0;
-  Tensor x, w;
+  Tensor w;
+  std::vector<ShardForward<Forward>> shards;
 };
 
 int64_t bytes_of(const BlindedTensor& t) { return t.bytes(); }
 
-/// The forward computed in the TEE, on plaintext (a rejected result, or a quarantined worker).
+/// Adds the time from construction to the next phase() (or destruction) to a phase's total.
+class PhaseClock {
+ public:
+  PhaseClock(OffloadStats& stats, OffloadPhase phase)
+      : stats_(stats), phase_(phase), since_(Clock::now()) {}
+  ~PhaseClock() { phase(phase_); }
+  PhaseClock(const PhaseClock&) = delete;
+  PhaseClock& operator=(const PhaseClock&) = delete;
+  /// Closes the current phase and opens `next`.
+  void phase(OffloadPhase next) {
+    const auto now = Clock::now();
+    stats_.add_time(phase_,
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - since_).count());
+    phase_ = next;
+    since_ = now;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  OffloadStats& stats_;
+  OffloadPhase phase_;
+  Clock::time_point since_;
+};
+
+/// The forward computed in the TEE, on plaintext (no worker, a rejected result, quarantine).
 Tensor local_forward(const ProductPlan& p, const Tensor& x, const Tensor& w) {
   return p.is_conv ? nn::plain_compute().conv2d(x, w, p.geometry, nullptr)
                    : nn::plain_compute().matmul(x, w, nullptr);
@@ -78,121 +111,185 @@ void local_backward(const ProductPlan& p, const Tensor& x, const Tensor& w, cons
   }
 }
 
-template <class Forward>
+void add_into(Tensor& sum, const Tensor& t) {
+  float* s = sum.data();
+  const float* v = t.data();
+  const int64_t n = sum.numel();
+#pragma omp parallel for simd schedule(static) if (n > (int64_t{1} << 16))
+  for (int64_t i = 0; i < n; ++i) s[i] += v[i];
+}
+
+/// Splits the batch over the live workers, blinds each shard under its own key, sends every
+/// shard before awaiting the first result (so blinding, transfers, the workers' products and
+/// unblinding overlap), then unblinds the shards in order. `encrypt(rows)` blinds one shard.
+template <class Forward, class Encrypt>
 Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Tensor& x,
-                       const Tensor& w, Forward fw, const ProductPlan& plan,
+                       const Tensor& w, Encrypt encrypt, const ProductPlan& plan,
                        std::unique_ptr<nn::SavedProduct>* saved) {
   const bool verify = engine.verifying();
-  Request r;
-  r.op = plan.forward_op;
-  r.trans_b = plan.fwd_trans_b;
-  r.conv = plan.conv;
-  const Handle hx = saved ? engine.new_handle() : 0;
-  const Handle hw = saved ? engine.new_handle() : 0;
-  r.a = Operand::inline_tensor(fw.x(), hx);
-  r.b = Operand::inline_tensor(fw.w(), hw);
-  const int64_t sent = bytes_of(fw.x()) + bytes_of(fw.w());
-  auto op = verify ? engine.submit(std::move(r), fw.x(), fw.w())
-                   : engine.submit(std::move(r), BlindedTensor(), BlindedTensor());
-  if (!verify || !saved) fw.release_operands();  // op keeps what the check needs
-  std::optional<BlindedTensor> y = engine.receive_verified(op, layer, "forward product");
-  Tensor out;
-  if (y) {
-    engine.stats().add(layer, sent, y->bytes(), sent + y->bytes());
-    out = fw.decrypt(*y);
-  } else {
-    engine.stats().add(layer, sent, 0, sent);
-    out = local_forward(plan, x, w);
+  PhaseClock clock(engine.stats(), OffloadPhase::kBlind);
+  std::vector<WorkerPool::Shard> plan_rows = engine.plan_shards(x.dim(0));
+  if (plan_rows.empty()) plan_rows.push_back({0, 0, x.dim(0)});  // no worker: fails over below
+  const bool whole = plan_rows.size() == 1;
+  auto s = std::make_unique<SavedOffload<Forward>>();
+  s->plan = plan;
+  s->w = w;
+  s->shards.resize(plan_rows.size());
+  std::vector<OffloadEngine::InFlight> ops(plan_rows.size());
+  std::vector<int64_t> sent(plan_rows.size());
+  for (size_t i = 0; i < plan_rows.size(); ++i) {
+    ShardForward<Forward>& sh = s->shards[i];
+    sh.worker = plan_rows[i].worker;
+    sh.x = whole ? x : rows_of(x, plan_rows[i].begin, plan_rows[i].end);
+    sh.fw.emplace(encrypt(sh.x));
+    Forward& fw = *sh.fw;
+    Request r;
+    r.op = plan.forward_op;
+    r.trans_b = plan.fwd_trans_b;
+    r.conv = plan.conv;
+    sh.x_handle = saved ? engine.new_handle() : 0;
+    sh.w_handle = saved ? engine.new_handle() : 0;
+    r.a = Operand::inline_tensor(fw.x(), sh.x_handle);
+    r.b = Operand::inline_tensor(fw.w(), sh.w_handle);
+    sent[i] = bytes_of(fw.x()) + bytes_of(fw.w());
+    ops[i] = verify ? engine.submit(std::move(r), fw.x(), fw.w(), sh.worker)
+                    : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+    if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
-  if (saved) {
-    auto s = std::make_unique<SavedOffload<Forward>>(std::move(fw), plan);
-    s->x_handle = hx;
-    s->w_handle = hw;
-    if (verify) {
-      s->x = x;
-      s->w = w;
+  std::vector<Tensor> pieces(plan_rows.size());
+  for (size_t i = 0; i < plan_rows.size(); ++i) {
+    ShardForward<Forward>& sh = s->shards[i];
+    clock.phase(OffloadPhase::kWait);
+    std::optional<BlindedTensor> y = engine.receive_verified(ops[i], layer, "forward product");
+    clock.phase(OffloadPhase::kUnblind);
+    if (y) {
+      engine.stats().add(layer, sent[i], y->bytes(), sent[i] + y->bytes());
+      pieces[i] = sh.fw->decrypt(*y);
+    } else {
+      engine.stats().add(layer, sent[i], 0, sent[i]);
+      pieces[i] = local_forward(plan, sh.x, w);
+      if (ops[i].lost) sh.fw.reset();  // nothing of it is cached anywhere: backward in the TEE
     }
-    *saved = std::move(s);
   }
-  return out;
+  if (saved) *saved = std::move(s);
+  return whole ? std::move(pieces.front()) : concat_rows(pieces);
 }
 
 template <class Forward>
 void offload_backward(OffloadEngine& engine, const std::string& layer, const Tensor& dy,
                       SavedOffload<Forward>& s, Tensor* dx, Tensor* dw) {
   const ProductPlan& p = s.plan;
-  if (engine.quarantined()) {
-    // The worker is not contacted again (its cached operands are simply abandoned).
-    local_backward(p, s.x, s.w, dy, dx, dw);
-    engine.integrity().computed_locally();
-    return;
-  }
   const bool verify = engine.verifying();
-  std::optional<OffloadEngine::InFlight> dx_op, dw_op;
-  int64_t sent_dx = 0, sent_dw = 0;
-  // The request that comes last frees both cached operands.
+  const bool whole = s.shards.size() == 1;
   const bool want_dw = dw != nullptr;
-  if (dx) {
-    Request r;
-    r.op = p.dx_op;
-    r.trans_b = p.dx_trans_b;
-    r.conv = p.conv;
-    r.out_shape = p.dx_shape;
-    BlindedTensor g = s.fw.encrypt_grad_for_dx(dy);
-    sent_dx = g.bytes();
-    r.a = Operand::inline_tensor(g);
-    r.b = Operand::cached(s.w_handle);
-    if (!want_dw) r.free_handles = {s.x_handle, s.w_handle};
-    dx_op = verify ? engine.submit(std::move(r), std::move(g), s.fw.w())
-                   : engine.submit(std::move(r), BlindedTensor(), BlindedTensor());
-  }
-  if (want_dw) {
-    Request r;
-    r.op = p.dw_op;
-    r.trans_a = p.dw_trans_a;
-    r.conv = p.conv;
-    r.out_shape = p.dw_shape;
-    BlindedTensor g = s.fw.encrypt_grad_for_dw(dy);
-    sent_dw = g.bytes();
-    BlindedTensor a = p.dw_cached_x_is_b ? g : s.fw.x();
-    BlindedTensor b = p.dw_cached_x_is_b ? s.fw.x() : g;
-    if (p.dw_cached_x_is_b) {
-      r.a = Operand::inline_tensor(std::move(g));
-      r.b = Operand::cached(s.x_handle);
-    } else {
-      r.a = Operand::cached(s.x_handle);
-      r.b = Operand::inline_tensor(std::move(g));
+  struct ShardBackward {
+    Tensor dy;
+    bool local = false;
+    std::optional<OffloadEngine::InFlight> dx_op, dw_op;
+    int64_t sent_dx = 0, sent_dw = 0;
+  };
+  std::vector<ShardBackward> b(s.shards.size());
+  PhaseClock clock(engine.stats(), OffloadPhase::kBlind);
+  int64_t row = 0;
+  for (size_t i = 0; i < s.shards.size(); ++i) {
+    ShardForward<Forward>& sh = s.shards[i];
+    const int64_t rows = sh.x.dim(0);
+    b[i].dy = whole ? dy : rows_of(dy, row, row + rows);
+    row += rows;
+    // A forward that ran in the TEE, or no worker to run this one: the TEE does it. A
+    // quarantined worker is not contacted again (the pool re-uploads its operands elsewhere).
+    b[i].local = !sh.fw || engine.must_run_locally();
+    if (b[i].local) continue;
+    Forward& fw = *sh.fw;
+    if (dx) {
+      Request r;
+      r.op = p.dx_op;
+      r.trans_b = p.dx_trans_b;
+      r.conv = p.conv;
+      r.out_shape = p.is_conv && p.forward_op == Op::kConvForward ? sh.x.shape() : Shape{};
+      BlindedTensor g = fw.encrypt_grad_for_dx(b[i].dy);
+      b[i].sent_dx = g.bytes();
+      r.a = Operand::inline_tensor(g);
+      r.b = Operand::cached(sh.w_handle);
+      if (!want_dw) r.free_handles = {sh.x_handle, sh.w_handle};
+      b[i].dx_op = verify
+                       ? engine.submit(std::move(r), std::move(g), fw.w(), sh.worker)
+                       : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
     }
-    r.free_handles = {s.x_handle, s.w_handle};
-    dw_op = verify ? engine.submit(std::move(r), std::move(a), std::move(b))
-                   : engine.submit(std::move(r), BlindedTensor(), BlindedTensor());
-  }
-  if (!dx && !want_dw) {
-    Request r;
-    r.op = Op::kFree;
-    r.free_handles = {s.x_handle, s.w_handle};
-    auto pending = engine.send(std::move(r));
-    engine.receive(pending, layer, "freeing the cached operands");
-    return;
-  }
-  if (dx) {
-    auto g = engine.receive_verified(*dx_op, layer, "backward-data product");
-    if (g) {
-      engine.stats().add(layer, sent_dx, g->bytes(), sent_dx + g->bytes());
-      *dx = s.fw.decrypt_dx(*g);
-    } else {
-      local_backward(p, s.x, s.w, dy, dx, nullptr);
+    if (want_dw) {
+      Request r;
+      r.op = p.dw_op;
+      r.trans_a = p.dw_trans_a;
+      r.conv = p.conv;
+      r.out_shape = p.dw_shape;
+      BlindedTensor g = fw.encrypt_grad_for_dw(b[i].dy);
+      b[i].sent_dw = g.bytes();
+      BlindedTensor a = p.dw_cached_x_is_b ? g : fw.x();
+      BlindedTensor bb = p.dw_cached_x_is_b ? fw.x() : g;
+      if (p.dw_cached_x_is_b) {
+        r.a = Operand::inline_tensor(std::move(g));
+        r.b = Operand::cached(sh.x_handle);
+      } else {
+        r.a = Operand::cached(sh.x_handle);
+        r.b = Operand::inline_tensor(std::move(g));
+      }
+      r.free_handles = {sh.x_handle, sh.w_handle};
+      b[i].dw_op = verify
+                       ? engine.submit(std::move(r), std::move(a), std::move(bb), sh.worker)
+                       : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+    }
+    if (!dx && !want_dw) {
+      Request r;
+      r.op = Op::kFree;
+      r.free_handles = {sh.x_handle, sh.w_handle};
+      auto pending = engine.send(std::move(r), sh.worker);
+      try {
+        engine.receive(pending, layer, "freeing the cached operands");
+      } catch (const WorkersUnavailableError&) {
+        // The worker that held them is gone, and its cache with it.
+      }
     }
   }
-  if (want_dw) {
-    auto g = engine.receive_verified(*dw_op, layer, "backward-weights product");
-    if (g) {
-      engine.stats().add(layer, sent_dw, g->bytes(), sent_dw + g->bytes());
-      *dw = s.fw.decrypt_dw(*g);
+  if (!dx && !want_dw) return;
+  std::vector<Tensor> dx_pieces(s.shards.size());
+  for (size_t i = 0; i < s.shards.size(); ++i) {
+    ShardForward<Forward>& sh = s.shards[i];
+    Tensor* dx_i = dx ? &dx_pieces[i] : nullptr;
+    Tensor dw_i;
+    if (b[i].local) {
+      local_backward(p, sh.x, s.w, b[i].dy, dx_i, want_dw ? &dw_i : nullptr);
     } else {
-      local_backward(p, s.x, s.w, dy, nullptr, dw);
+      if (dx) {
+        clock.phase(OffloadPhase::kWait);
+        auto g = engine.receive_verified(*b[i].dx_op, layer, "backward-data product");
+        clock.phase(OffloadPhase::kUnblind);
+        if (g) {
+          engine.stats().add(layer, b[i].sent_dx, g->bytes(), b[i].sent_dx + g->bytes());
+          *dx_i = sh.fw->decrypt_dx(*g);
+        } else {
+          local_backward(p, sh.x, s.w, b[i].dy, dx_i, nullptr);
+        }
+      }
+      if (want_dw) {
+        clock.phase(OffloadPhase::kWait);
+        auto g = engine.receive_verified(*b[i].dw_op, layer, "backward-weights product");
+        clock.phase(OffloadPhase::kUnblind);
+        if (g) {
+          engine.stats().add(layer, b[i].sent_dw, g->bytes(), b[i].sent_dw + g->bytes());
+          dw_i = sh.fw->decrypt_dw(*g);
+        } else {
+          local_backward(p, sh.x, s.w, b[i].dy, nullptr, &dw_i);
+        }
+      }
+    }
+    if (want_dw) {
+      if (i == 0)
+        *dw = std::move(dw_i);
+      else
+        add_into(*dw, dw_i);
     }
   }
+  if (dx) *dx = whole ? std::move(dx_pieces.front()) : concat_rows(dx_pieces);
 }
 
 template <class Forward>
@@ -200,31 +297,24 @@ SavedOffload<Forward>* saved_as(std::unique_ptr<nn::SavedProduct>* saved) {
   return saved ? dynamic_cast<SavedOffload<Forward>*>(saved->get()) : nullptr;
 }
 
-/// Counts a product run in the TEE because the worker is quarantined.
-bool run_locally(OffloadEngine& engine) {
-  if (!engine.quarantined()) return false;
-  engine.integrity().computed_locally();
-  return true;
-}
-
 }  // namespace
 
 Tensor TempoCompute::matmul(const Tensor& x, const Tensor& w,
                             std::unique_ptr<nn::SavedProduct>* saved) {
-  if (run_locally(engine_)) return nn::plain_compute().matmul(x, w, saved);
+  if (engine_.must_run_locally()) return nn::plain_compute().matmul(x, w, saved);
   ProductPlan plan;
   plan.dx_trans_b = true;  // dX' = dY'1 · W'ᵀ
   plan.dw_trans_a = true;  // dW' = X'ᵀ · dY'2
-  return offload_forward(engine_, layer_, x, w, engine_.matmul().encrypt(x, w), plan, saved);
+  return offload_forward<crypto::MatmulForward>(
+      engine_, layer_, x, w, [&](const Tensor& rows) { return engine_.matmul().encrypt(rows, w); },
+      plan, saved);
 }
 
 void TempoCompute::matmul_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved,
                                    Tensor* dx, Tensor* dw) {
   auto* s = saved_as<crypto::MatmulForward>(saved);
   if (!s) {
-    // The forward ran in the TEE (quarantined worker): so does the backward.
-    if (!engine_.quarantined())
-      throw std::logic_error(layer_ + ": matmul_backward without an offloaded forward");
+    // The forward ran in the TEE (no worker, or all quarantined): so does the backward.
     engine_.integrity().computed_locally();
     return nn::plain_compute().matmul_backward(dy, saved, dx, dw);
   }
@@ -234,7 +324,7 @@ void TempoCompute::matmul_backward(const Tensor& dy, std::unique_ptr<nn::SavedPr
 
 Tensor TempoCompute::conv2d(const Tensor& x, const Tensor& w, const nn::ConvGeometry& g,
                             std::unique_ptr<nn::SavedProduct>* saved) {
-  if (run_locally(engine_)) return nn::plain_compute().conv2d(x, w, g, saved);
+  if (engine_.must_run_locally()) return nn::plain_compute().conv2d(x, w, g, saved);
   return conv_mode_ == ConvMode::kPatch ? patch_conv2d(x, w, g, saved)
                                         : channel_conv2d(x, w, g, saved);
 }
@@ -247,7 +337,9 @@ Tensor TempoCompute::patch_conv2d(const Tensor& x, const Tensor& w, const nn::Co
   plan.dw_cached_x_is_b = true;
   plan.is_conv = true;
   plan.geometry = g;
-  return offload_forward(engine_, layer_, x, w, engine_.patch_conv().encrypt(x, w, g), plan, saved);
+  return offload_forward<crypto::PatchConvForward>(
+      engine_, layer_, x, w,
+      [&](const Tensor& rows) { return engine_.patch_conv().encrypt(rows, w, g); }, plan, saved);
 }
 
 Tensor TempoCompute::channel_conv2d(const Tensor& x, const Tensor& w, const nn::ConvGeometry& g,
@@ -257,11 +349,12 @@ Tensor TempoCompute::channel_conv2d(const Tensor& x, const Tensor& w, const nn::
   plan.dx_op = Op::kConvBackwardData;
   plan.dw_op = Op::kConvBackwardWeights;
   plan.conv = {g.stride_h, g.stride_w, g.pad_h, g.pad_w};
-  plan.dx_shape = x.shape();
   plan.dw_shape = w.shape();
   plan.is_conv = true;
   plan.geometry = g;
-  return offload_forward(engine_, layer_, x, w, engine_.channel_conv().encrypt(x, w), plan, saved);
+  return offload_forward<crypto::ConvChannelForward>(
+      engine_, layer_, x, w,
+      [&](const Tensor& rows) { return engine_.channel_conv().encrypt(rows, w); }, plan, saved);
 }
 
 void TempoCompute::conv2d_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved,
@@ -270,34 +363,55 @@ void TempoCompute::conv2d_backward(const Tensor& dy, std::unique_ptr<nn::SavedPr
     offload_backward(engine_, layer_, dy, *s, dx, dw);
   } else if (auto* c = saved_as<crypto::ConvChannelForward>(saved)) {
     offload_backward(engine_, layer_, dy, *c, dx, dw);
-  } else if (engine_.quarantined()) {
+  } else {
+    // The forward ran in the TEE (no worker, or all quarantined): so does the backward.
     engine_.integrity().computed_locally();
     return nn::plain_compute().conv2d_backward(dy, saved, dx, dw);
-  } else {
-    throw std::logic_error(layer_ + ": conv2d_backward without an offloaded forward");
   }
   saved->reset();
 }
 
 Tensor TempoCompute::batched_matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
-  if (run_locally(engine_)) return nn::plain_compute().batched_matmul(a, b, trans_a, trans_b);
-  crypto::BatchedMatmulProduct product = engine_.batched_matmul().encrypt(a, b, trans_a, trans_b);
-  Request r;
-  r.op = Op::kBatchedMatMul;
-  r.trans_a = trans_a;
-  r.trans_b = trans_b;
-  r.a = Operand::inline_tensor(product.a());
-  r.b = Operand::inline_tensor(product.b());
-  const int64_t sent = product.a().bytes() + product.b().bytes();
-  auto op = engine_.verifying() ? engine_.submit(std::move(r), product.a(), product.b())
-                                : engine_.submit(std::move(r), BlindedTensor(), BlindedTensor());
-  std::optional<BlindedTensor> c = engine_.receive_verified(op, layer_, "attention product");
-  if (!c) {
-    engine_.stats().add(layer_, sent, 0, sent);
-    return nn::plain_compute().batched_matmul(a, b, trans_a, trans_b);
+  if (engine_.must_run_locally()) return nn::plain_compute().batched_matmul(a, b, trans_a, trans_b);
+  PhaseClock clock(engine_.stats(), OffloadPhase::kBlind);
+  std::vector<WorkerPool::Shard> shards = engine_.plan_shards(a.dim(0));
+  if (shards.empty()) shards.push_back({0, 0, a.dim(0)});
+  const bool whole = shards.size() == 1;
+  std::vector<crypto::BatchedMatmulProduct> products;
+  std::vector<OffloadEngine::InFlight> ops;
+  std::vector<Tensor> a_rows, b_rows;
+  products.reserve(shards.size());
+  for (const WorkerPool::Shard& sh : shards) {
+    a_rows.push_back(whole ? a : rows_of(a, sh.begin, sh.end));
+    b_rows.push_back(whole ? b : rows_of(b, sh.begin, sh.end));
+    products.push_back(
+        engine_.batched_matmul().encrypt(a_rows.back(), b_rows.back(), trans_a, trans_b));
+    const crypto::BatchedMatmulProduct& product = products.back();
+    Request r;
+    r.op = Op::kBatchedMatMul;
+    r.trans_a = trans_a;
+    r.trans_b = trans_b;
+    r.a = Operand::inline_tensor(product.a());
+    r.b = Operand::inline_tensor(product.b());
+    ops.push_back(engine_.verifying()
+                      ? engine_.submit(std::move(r), product.a(), product.b(), sh.worker)
+                      : engine_.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker));
   }
-  engine_.stats().add(layer_, sent, c->bytes(), sent + c->bytes());
-  return product.decrypt(*c);
+  std::vector<Tensor> pieces(shards.size());
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const int64_t sent = products[i].a().bytes() + products[i].b().bytes();
+    clock.phase(OffloadPhase::kWait);
+    std::optional<BlindedTensor> c = engine_.receive_verified(ops[i], layer_, "attention product");
+    clock.phase(OffloadPhase::kUnblind);
+    if (!c) {
+      engine_.stats().add(layer_, sent, 0, sent);
+      pieces[i] = nn::plain_compute().batched_matmul(a_rows[i], b_rows[i], trans_a, trans_b);
+      continue;
+    }
+    engine_.stats().add(layer_, sent, c->bytes(), sent + c->bytes());
+    pieces[i] = products[i].decrypt(*c);
+  }
+  return whole ? std::move(pieces.front()) : concat_rows(pieces);
 }
 
 }  // namespace tempo::offload

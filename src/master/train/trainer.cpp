@@ -1,11 +1,11 @@
 #include "master/train/trainer.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <tuple>
-#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -36,15 +36,17 @@ std::filesystem::path checkpoint_path(const TrainOptions& o) {
 
 /// The options that must match for a checkpoint to be resumed.
 nlohmann::json run_identity(const TrainOptions& o) {
-  return {{"model", o.model},         {"dataset", o.dataset},     {"batch_size", o.batch_size},
-          {"seed", o.seed},           {"optimizer", o.optimizer}, {"limit_train", o.limit_train},
+  return {{"model", o.model},           {"dataset", o.dataset},
+          {"batch_size", o.batch_size}, {"seed", o.seed},
+          {"optimizer", o.optimizer},   {"limit_train", o.limit_train},
           {"image_size", o.image_size}, {"augment", o.augment}};
 }
 
 }  // namespace
 
 int default_image_size(const std::string& model, int dataset_size) {
-  if (model.rfind("resnet", 0) == 0 || model.rfind("vit", 0) == 0) return std::max(32, dataset_size);
+  if (model.rfind("resnet", 0) == 0 || model.rfind("vit", 0) == 0)
+    return std::max(32, dataset_size);
   return dataset_size;
 }
 
@@ -99,9 +101,9 @@ void Trainer::build() {
   if (o.augment) lo.augmentation = {4, true};
   train_loader_ = std::make_unique<data::DataLoader>(train_set, lo);
   if (train_loader_->num_batches() == 0)
-    throw std::invalid_argument("the training set (" + std::to_string(train_loader_->num_samples()) +
-                                " samples) is smaller than one batch of " +
-                                std::to_string(o.batch_size));
+    throw std::invalid_argument(
+        "the training set (" + std::to_string(train_loader_->num_samples()) +
+        " samples) is smaller than one batch of " + std::to_string(o.batch_size));
   data::LoaderOptions to = lo;
   to.shuffle = false;
   to.drop_last = false;
@@ -111,8 +113,8 @@ void Trainer::build() {
 
   model_rng_.reseed(o.seed);
   const auto& geo = train_loader_->output_geometry();
-  model_ = models::make_model(o.model, geo.channels, geo.height, train_set->num_classes(),
-                              model_rng_);
+  model_ =
+      models::make_model(o.model, geo.channels, geo.height, train_set->num_classes(), model_rng_);
   if (assign_compute_)
     assign_compute_(*model_, {o.batch_size, geo.channels, geo.height, geo.width});
 
@@ -169,16 +171,17 @@ void Trainer::save(const std::string& why) {
 void Trainer::restore() {
   const auto path = checkpoint_path(options_);
   if (!std::filesystem::exists(path)) {
-    if (observer_.on_message) observer_.on_message("no checkpoint at " + path.string() + ": starting fresh");
+    if (observer_.on_message)
+      observer_.on_message("no checkpoint at " + path.string() + ": starting fresh");
     return;
   }
   if (options_.key_file.empty() && tee::looks_sealed(path))
     throw std::runtime_error(path.string() + ": the checkpoint is sealed: pass --key-file");
   // With a key, only a sealed checkpoint (authentic, not rolled back) is accepted.
-  Checkpoint ckpt = options_.key_file.empty()
-                        ? load_checkpoint(path)
-                        : tee::load_sealed_checkpoint(path, tee::load_key_file(options_.key_file))
-                              .checkpoint;
+  Checkpoint ckpt =
+      options_.key_file.empty()
+          ? load_checkpoint(path)
+          : tee::load_sealed_checkpoint(path, tee::load_key_file(options_.key_file)).checkpoint;
   if (ckpt.meta.value("run", nlohmann::json{}) != run_identity(options_))
     throw std::runtime_error(path.string() + ": checkpoint belongs to another run: " +
                              ckpt.meta.value("run", nlohmann::json{}).dump() + " vs " +
@@ -193,8 +196,8 @@ void Trainer::restore() {
   train_loader_->set_state(ls);
   model_rng_.set_state(rng_state_from_json(ckpt.meta.at("model_rng")));
   if (observer_.on_message)
-    observer_.on_message("resumed from " + path.string() + " at epoch " + std::to_string(epoch_ + 1) +
-                         ", step " + std::to_string(step_));
+    observer_.on_message("resumed from " + path.string() + " at epoch " +
+                         std::to_string(epoch_ + 1) + ", step " + std::to_string(step_));
 }
 
 std::pair<double, double> Trainer::evaluate() {
@@ -246,18 +249,28 @@ TrainSummary Trainer::run() {
         summary.seconds = seconds_since(start);
         return summary;
       }
-      const int64_t batch_index = train_loader_->state().next_batch;
+      const data::DataLoader::State before_batch = train_loader_->state();
+      const int64_t batch_index = before_batch.next_batch;
       auto batch = train_loader_->next();
       if (!batch) break;
       const auto t_step = Clock::now();
       optimizer_->set_lr(schedule_->lr_at(step_));
       optimizer_->zero_grad();
-      Tensor logits = model_->forward(batch->images);
-      const float loss = loss_fn.forward(logits, batch->labels);
-      if (!std::isfinite(loss))
-        throw std::runtime_error("training diverged: loss is " + std::to_string(loss) + " at step " +
-                                 std::to_string(step_) + " (try a lower --lr)");
-      model_->backward(loss_fn.backward());
+      float loss = 0;
+      try {
+        Tensor logits = model_->forward(batch->images);
+        loss = loss_fn.forward(logits, batch->labels);
+        if (!std::isfinite(loss))
+          throw std::runtime_error("training diverged: loss is " + std::to_string(loss) +
+                                   " at step " + std::to_string(step_) + " (try a lower --lr)");
+        model_->backward(loss_fn.backward());
+      } catch (const nn::ComputeUnavailableError& e) {
+        // Weights and optimizer state are those of the last completed step (this one never
+        // reached optimizer_->step()); the batch is replayed on resume.
+        train_loader_->set_state(before_batch);
+        save(std::string("stopped: ") + e.what());
+        throw;
+      }
       optimizer_->step();
       const double dt = seconds_since(t_step);
       ++step_;
@@ -268,9 +281,12 @@ TrainSummary Trainer::run() {
       seen += static_cast<int64_t>(batch->labels.size());
       const double images_per_second = double(batch->labels.size()) / dt;
       if (metrics)
-        metrics << nlohmann::json{{"step", step_},          {"epoch", epoch_ + 1},
-                                  {"loss", loss},           {"lr", optimizer_->lr()},
-                                  {"images_per_s", images_per_second}, {"step_seconds", dt}}
+        metrics << nlohmann::json{{"step", step_},
+                                  {"epoch", epoch_ + 1},
+                                  {"loss", loss},
+                                  {"lr", optimizer_->lr()},
+                                  {"images_per_s", images_per_second},
+                                  {"step_seconds", dt}}
                        .dump()
                 << '\n';
       if (observer_.on_step)
@@ -279,12 +295,23 @@ TrainSummary Trainer::run() {
     trained_an_epoch = true;
     summary.train_loss = steps_in_epoch ? loss_sum / double(steps_in_epoch) : 0.0;
     summary.train_accuracy = seen ? double(correct) / double(seen) : 0.0;
-    auto [acc, test_loss] = evaluate();
+    double acc = 0, test_loss = 0;
+    try {
+      std::tie(acc, test_loss) = evaluate();
+    } catch (const nn::ComputeUnavailableError& e) {
+      // The epoch's training is complete: resume at the next one.
+      ++epoch_;
+      save("stopped during the evaluation of epoch " + std::to_string(epoch_) + ": " + e.what());
+      --epoch_;
+      throw;
+    }
     summary.test_accuracy = acc;
     summary.test_loss = test_loss;
     if (metrics)
-      metrics << nlohmann::json{{"epoch", epoch_ + 1},        {"step", step_},
-                                {"test_accuracy", acc},       {"test_loss", test_loss},
+      metrics << nlohmann::json{{"epoch", epoch_ + 1},
+                                {"step", step_},
+                                {"test_accuracy", acc},
+                                {"test_loss", test_loss},
                                 {"train_loss", summary.train_loss}}
                      .dump()
               << std::endl;
