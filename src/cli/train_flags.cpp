@@ -72,6 +72,13 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
   g->add_flag("--offload-head", f.offload_head,
               "Offload the classifier head too (by default logits stay in the TEE)");
   g->add_option("--worker-threads", f.worker_threads, "Threads of the embedded worker (0: all)");
+  g->add_option("--worker-backend", f.worker_backend,
+                "Compute backend of the embedded worker: cpu | cuda | cuda:N (docs/gpu.md)")
+      ->capture_default_str();
+  g->add_option("--worker-precision", f.worker_precision,
+                "Arithmetic of the embedded worker: fp32, or tf32 (cuda only)")
+      ->check(CLI::IsMember({"fp32", "tf32"}))
+      ->capture_default_str();
   g->add_option("--max-cache-bytes", f.max_cache_bytes,
                 "Bound on the operands the embedded worker caches between forward and backward")
       ->capture_default_str();
@@ -133,7 +140,8 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   std::shared_ptr<worker::EmbeddedWorker> embedded;
   if (f.workers.empty()) {
     worker::WorkerOptions wo;
-    wo.backend = "cpu";
+    wo.backend = f.worker_backend;
+    wo.precision = f.worker_precision;
     wo.threads = f.worker_threads;
     wo.limits.max_cache_bytes = f.max_cache_bytes;
     wo.record_view_dir = f.record_view_dir;
@@ -207,7 +215,10 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     j["offloaded_layers"] = offloaded;
     j["traffic"] = engine->stats().to_json(f.traffic_report);
     j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
-    if (embedded) j["faults_injected"] = embedded->counters().faults_injected;
+    if (embedded) {
+      j["faults_injected"] = embedded->counters().faults_injected;
+      j["worker_busy_seconds"] = double(embedded->counters().busy_ns) * 1e-9;
+    }
     const auto c = pool->counters();
     j["workers"] = {{"count", pool->size()},
                     {"state", pool->describe()},

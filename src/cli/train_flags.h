@@ -25,6 +25,8 @@ struct OffloadFlags {
   bool offload_first_layer = false;
   bool offload_head = false;
   int worker_threads = 0;
+  std::string worker_backend = "cpu";     ///< --worker-backend cpu|cuda|cuda:N (embedded worker)
+  std::string worker_precision = "fp32";  ///< --worker-precision fp32|tf32 (embedded worker)
   int64_t max_cache_bytes = int64_t{16} << 30;
   std::string record_view_dir;
   bool privacy_report = false;

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "cli/commands.h"
@@ -21,8 +23,21 @@ Command add_worker_command(CLI::App& app) {
   cmd->add_option("--listen", o->listen,
                   "HOST:PORT to listen on (port 0: any free port, printed at start-up)")
       ->required();
-  cmd->add_option("--backend", o->worker.backend, "Compute backend")
-      ->check(CLI::IsMember({"cpu"}))
+  cmd->add_option("--backend", o->worker.backend,
+                  "Compute backend: cpu | cuda | cuda:N (CUDA builds, docs/gpu.md)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "cpu" || v == "cuda") return "";
+            if (v.starts_with("cuda:") && v.size() > 5 &&
+                v.find_first_not_of("0123456789", 5) == std::string::npos)
+              return "";
+            return "expected cpu, cuda or cuda:N, not '" + v + "'";
+          },
+          "cpu|cuda[:N]"))
+      ->capture_default_str();
+  cmd->add_option("--precision", o->worker.precision,
+                  "Arithmetic of the products: fp32, or tf32 (tensor cores; cuda backends only)")
+      ->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   cmd->add_option("--threads", o->worker.threads, "Compute threads (0: all cores)")
       ->capture_default_str();
@@ -42,6 +57,11 @@ Command add_worker_command(CLI::App& app) {
   cmd->add_flag("--insecure", o->insecure,
                 "Allow plaintext without authentication on a non-loopback address");
   return {cmd, [o] {
+            // The service probes its backend at start-up in fp32; check the pair here so that a
+            // bad one fails now, not at the first session.
+            if (o->worker.backend == "cpu" && o->worker.precision != "fp32")
+              throw std::invalid_argument("--precision " + o->worker.precision +
+                                          " needs a cuda backend (the cpu backend is fp32 only)");
             // Signals go to the waiting thread below, not to gRPC's threads (created later).
             sigset_t signals;
             sigemptyset(&signals);

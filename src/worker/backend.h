@@ -9,7 +9,18 @@
 
 namespace tempo::worker {
 
-/// A device that runs the blinded products (CPU now; CUDA later), in the spirit of ggml backends.
+/// Arithmetic a backend may use for its products and convolutions.
+enum class Precision {
+  kFp32,  ///< IEEE fp32 multiply-adds (the default; what the CPU backend does)
+  kTf32,  ///< tensor cores with TF32 inputs (10-bit mantissa), fp32 accumulation (CUDA only)
+};
+
+/// "fp32" | "tf32" -> Precision; throws std::invalid_argument naming the accepted values.
+Precision parse_precision(const std::string& name);
+/// "fp32" | "tf32".
+const char* precision_name(Precision p);
+
+/// A device that runs the blinded products (CPU, CUDA), in the spirit of ggml backends.
 ///
 /// Contract: every input has been validated by the Worker (ranks, matching dimensions, positive
 /// sizes within limits, conv geometry consistent with the shapes), so a backend does no checking
@@ -38,10 +49,27 @@ class Backend {
   virtual BlindedTensor conv_backward_weights(const BlindedTensor& x, const BlindedTensor& dy,
                                               const protocol::ConvParams& p,
                                               const Shape& w_shape) = 0;
+
+  /// Hook: `t` enters the Worker's handle cache (called before the op that brings it in, so the
+  /// backend may keep the copy that op makes). A device backend keeps its device copy of `t`,
+  /// keyed by t.data(), until release(); calls nest (a count per storage). Default: nothing.
+  /// The Worker's cache bound covers these copies: they mirror the operands it holds.
+  virtual void retain(const BlindedTensor& t) { (void)t; }
+  /// Hook: `t` leaves the Worker's handle cache (or the op that was to cache it failed).
+  virtual void release(const BlindedTensor& t) { (void)t; }
 };
 
-/// Creates a backend by name ("cpu"). `threads` <= 0 uses every core OpenMP offers.
-/// Throws std::invalid_argument for an unknown name.
-std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
+/// Creates a backend by name: "cpu", "cuda" (device 0) or "cuda:N". `threads` <= 0 uses every
+/// core OpenMP offers (the CUDA backend uses up to 8 of them to stage copies).
+/// Throws std::invalid_argument for an unknown name, for "cuda" in a build without the CUDA
+/// backend ("this build has no CUDA backend: configure with -DTEMPO_CUDA=ON") and for a precision
+/// the backend does not offer (the CPU backend is fp32 only); std::runtime_error when CUDA is
+/// built in but the device is missing (the message starts "no CUDA device:").
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0,
+                                      Precision precision = Precision::kFp32);
+
+/// Why "cuda" backends cannot be created here ("this build has no CUDA backend: ..." or
+/// "no CUDA device: ..."), or "" when cuda:0 is usable. Cheap; for tests and diagnostics.
+std::string cuda_unavailable_reason();
 
 }  // namespace tempo::worker

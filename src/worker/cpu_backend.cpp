@@ -3,7 +3,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <stdexcept>
 #include <thread>
 
 #include "worker/omp_threads.h"
@@ -94,11 +93,6 @@ BlindedTensor CpuBackend::conv_backward_weights(const BlindedTensor& x, const Bl
   BlindedTensor dw = BlindedTensor::allocate(w_shape);
   conv_.backward_weights(x.data(), x.shape(), dy.data(), p, dw.mutable_data(), w_shape);
   return dw;
-}
-
-std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
-  if (name == "cpu") return std::make_unique<CpuBackend>(threads);
-  throw std::invalid_argument("unknown worker backend '" + name + "' (available: cpu)");
 }
 
 }  // namespace tempo::worker

@@ -193,6 +193,7 @@ void Worker::apply_cache_changes(const protocol::Request& r, const Resolved& a, 
   if (bytes > cache_peak_bytes_.load()) cache_peak_bytes_.store(bytes);
   for (Handle h : r.free_handles) {
     auto it = cache_.find(h);
+    backend_->release(it->second);
     bytes -= it->second.bytes();
     cache_.erase(it);
   }
@@ -231,7 +232,19 @@ protocol::Response Worker::run(protocol::Request& r) {
 
   protocol::Response resp;
   resp.id = r.id;
+  // Operands about to enter the cache are retained first, so that a device backend keeps the
+  // copy this op makes (the backward pass then finds it there); undone if the op fails.
+  const BlindedTensor* retained[2] = {};
+  int n_retained = 0;
+  auto undo_retain = [&] {
+    for (int i = 0; i < n_retained; ++i) backend_->release(*retained[i]);
+  };
   try {
+    for (const Resolved* x : {&a, &b}) {
+      if (x->put == 0) continue;
+      backend_->retain(*x->tensor);
+      retained[n_retained++] = x->tensor;
+    }
     const BlindedTensor& x = *a.tensor;
     const BlindedTensor& y = *b.tensor;
     switch (r.op) {
@@ -254,12 +267,15 @@ protocol::Response Worker::run(protocol::Request& r) {
         break;
     }
   } catch (const std::exception& e) {
+    undo_retain();
     return error_response(r.id, name + ": backend " + backend_name_ + " failed: " + e.what());
   }
-  if (resp.result.shape() != result_shape)
+  if (resp.result.shape() != result_shape) {
+    undo_retain();
     return error_response(r.id, name + ": backend " + backend_name_ + " returned " +
                                     resp.result.shape().to_string() + " instead of " +
                                     result_shape.to_string());
+  }
   // Testing aid: corrupt the (validated) result before anything may free the operands.
   if (fault_) fault_->apply(r, *a.tensor, *b.tensor, &resp.result);
   apply_cache_changes(r, a, b);
@@ -291,8 +307,9 @@ std::unique_ptr<Worker> make_worker(const WorkerOptions& options) {
   std::unique_ptr<ViewRecorder> recorder;
   if (!options.record_view_dir.empty())
     recorder = std::make_unique<ViewRecorder>(options.record_view_dir);
-  auto worker = std::make_unique<Worker>(make_backend(options.backend, options.threads),
-                                         options.limits, std::move(recorder));
+  auto worker = std::make_unique<Worker>(
+      make_backend(options.backend, options.threads, parse_precision(options.precision)),
+      options.limits, std::move(recorder));
   if (!options.fault.empty())
     worker->set_fault_injector(std::make_unique<FaultInjector>(FaultSpec::parse(options.fault)));
   return worker;

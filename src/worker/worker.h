@@ -37,8 +37,9 @@ struct WorkerCounters {
 
 /// How to build a worker (the CLI's worker flags).
 struct WorkerOptions {
-  std::string backend = "cpu";
-  int threads = 0;  ///< compute threads; <= 0: all cores
+  std::string backend = "cpu";     ///< "cpu", "cuda", "cuda:N" (make_backend)
+  std::string precision = "fp32";  ///< "fp32" | "tf32" (tf32: CUDA backends only)
+  int threads = 0;                 ///< compute threads; <= 0: all cores
   WorkerLimits limits;
   std::string record_view_dir;  ///< non-empty: record every received tensor there (--record-view)
   /// Testing aid, off when empty: corrupt results on purpose, "MODE[:PARAMS]" (FaultSpec::parse;

@@ -104,7 +104,8 @@ WorkerService::WorkerService(WorkerOptions options, int max_sessions,
                              std::function<void(const std::string&)> log)
     : options_(std::move(options)), max_sessions_(max_sessions), log_(std::move(log)) {
   // Builds a backend once: an unknown backend fails at start-up, not at the first session.
-  const auto backend = make_backend(options_.backend, options_.threads);
+  const auto backend =
+      make_backend(options_.backend, options_.threads, parse_precision(options_.precision));
   capabilities_.set_protocol_version(protocol::kProtocolVersion);
   capabilities_.set_backend(backend->name());
   capabilities_.set_device(backend->device());
