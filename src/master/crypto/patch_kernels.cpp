@@ -116,26 +116,42 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
       s.batch >= threads ? 1 : std::min<int64_t>(c_all, (threads + s.batch - 1) / s.batch);
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
+  const int64_t taps = s.kh * s.kw;
 #pragma omp parallel for schedule(static) collapse(2) if (s.positions() * kdim > 32768)
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = c_all * b / blocks, c1 = c_all * (b + 1) / blocks;
+      const int64_t q_begin = c0 * taps, q_end = c1 * taps;
+      // One patch row unblinded into natural (c, i, k) order first: the gather runs as one
+      // vectorisable loop, and the fold below adds contiguous runs of kw.
+      std::vector<float> row(static_cast<size_t>(q_end - q_begin));
+      float* t = row.data() - q_begin;
       float* img = dx + n * c_all * h * w;
       for (int64_t y = 0; y < oh; ++y)
         for (int64_t xo = 0; xo < ow; ++xo) {
           const auto p = static_cast<size_t>((n * oh + y) * ow + xo);
           const float* srow = src + static_cast<int64_t>(rows.index[p]) * kdim;
           const float rm = rows.mul[p];
+          for (int64_t q = q_begin; q < q_end; ++q) t[q] = srow[ci[q]] * (rm * cm[q]);
           const int64_t iy0 = y * sh - ph, ix0 = xo * sw - pw;
+          if (iy0 >= 0 && iy0 + s.kh <= h && ix0 >= 0 && ix0 + s.kw <= w) {
+            for (int64_t c = c0; c < c1; ++c)
+              for (int64_t i = 0; i < s.kh; ++i) {
+                float* out = img + (c * h + iy0 + i) * w + ix0;
+                const float* tap = t + (c * s.kh + i) * s.kw;
+                for (int64_t k = 0; k < s.kw; ++k) out[k] += tap[k];
+              }
+            continue;
+          }
           for (int64_t c = c0; c < c1; ++c)
             for (int64_t i = 0; i < s.kh; ++i) {
               const int64_t iy = iy0 + i;
               if (iy < 0 || iy >= h) continue;
               float* out = img + (c * h + iy) * w;
-              const int64_t q0 = (c * s.kh + i) * s.kw;
+              const float* tap = t + (c * s.kh + i) * s.kw;
               for (int64_t k = 0; k < s.kw; ++k) {
                 const int64_t ix = ix0 + k;
-                if (ix >= 0 && ix < w) out[ix] += srow[ci[q0 + k]] * (rm * cm[q0 + k]);
+                if (ix >= 0 && ix < w) out[ix] += tap[k];
               }
             }
         }
