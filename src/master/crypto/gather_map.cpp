@@ -60,6 +60,11 @@ GatherMap GatherMap::decrypt(const DimKey& key, ScalePower power) {
   return g;
 }
 
+namespace {
+/// Rows up to this many floats (1 KiB) are gathered in place rather than staged in a buffer.
+constexpr int64_t kStagedRowFloats = 256;
+}  // namespace
+
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
                    const GatherMap& cols) {
   const int64_t nr = rows.size(), nc = cols.size();
@@ -77,11 +82,15 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
       float* buf = row.data();
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < nr; ++i) {
-        std::memcpy(buf, src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc,
-                    static_cast<size_t>(nc) * sizeof(float));
+        const float* srow = src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc;
+        // A short row is a few cache lines: gathering from it directly beats copying it first.
+        if (nc > kStagedRowFloats) {
+          std::memcpy(buf, srow, static_cast<size_t>(nc) * sizeof(float));
+          srow = buf;
+        }
         const float rm = rows.mul[static_cast<size_t>(i)];
         float* d = dst + i * nc;
-        gather_row(buf, ci, cm, rm, nc, d);
+        gather_row(srow, ci, cm, rm, nc, d);
       }
     }
     return;
