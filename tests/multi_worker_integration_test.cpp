@@ -115,6 +115,29 @@ TEST(MultiWorker, AWorkerKilledMidRunCostsNothingButTime) {
   fs::remove_all(d);
 }
 
+TEST(MultiWorker, ALyingWorkerIsQuarantinedAndItsWorkGoesToTheHonestOne) {
+  std::vector<Child> ws = {start_worker("--threads 1 --fault random:0.2:3"),
+                           start_worker("--threads 1")};
+  for (const Child& w : ws) ASSERT_FALSE(w.address.empty()) << "tempo worker did not start";
+  const fs::path d = scratch("tempo_multi_liar");
+  auto [hs, hout] = run(kRun + "--metrics-out " + (d / "honest.jsonl").string());
+  auto [ls, lout] = run(kRun + "--metrics-out " + (d / "liar.jsonl").string() + worker_flags(ws));
+  for (Child& w : ws) EXPECT_EQ(stop(w), 0);
+  ASSERT_EQ(hs, 0) << hout;
+  ASSERT_EQ(ls, 0) << lout;
+  const auto s = summary_of(lout);
+  EXPECT_GE(s["integrity_failures"].get<int>(), 1) << lout;
+  EXPECT_TRUE(s["worker_quarantined"].get<bool>());
+  EXPECT_NE(s["workers"]["state"].get<std::string>().find(ws[0].address + " quarantined"),
+            std::string::npos)
+      << s["workers"]["state"];
+  EXPECT_NE(lout.find("worker " + ws[0].address + " quarantined"), std::string::npos) << lout;
+  EXPECT_EQ(s["products_without_worker"], 0);
+  // A rejected result is never used: it is recomputed by the honest worker.
+  expect_same_curve(losses(d / "liar.jsonl"), losses(d / "honest.jsonl"));
+  fs::remove_all(d);
+}
+
 TEST(MultiWorker, LosingEveryWorkerWritesACheckpointExitsWithStatus3AndResumes) {
   std::vector<Child> ws;
   for (int i = 0; i < 2; ++i) ws.push_back(start_worker("--threads 1"));

@@ -51,6 +51,11 @@ Command add_worker_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--record-view", o->worker.record_view_dir,
                   "Record every tensor received into DIR/session-N/ (docs/view-format.md)");
+  cmd->add_option("--fault", o->worker.fault,
+                  "TESTING AID: corrupt results on purpose, MODE[:F[:SEED]] with MODE "
+                  "random|perturb-one|pair|sign-flip|rescale|stale|swap|zeros|wrong-shape and F "
+                  "the fraction of results (docs/integrity.md); each session logs how many it "
+                  "corrupted when it closes");
   cmd->add_option("--tls-cert", o->tls.cert, "This worker's certificate (PEM)");
   cmd->add_option("--tls-key", o->tls.key, "This worker's private key (PEM)");
   cmd->add_option("--tls-ca", o->tls.ca, "CA that signed the masters' client certificates (PEM)");

@@ -179,6 +179,9 @@ grpc::Status WorkerService::Session(grpc::ServerContext* context, Stream* stream
   log_("session " + id + " closed: " + std::to_string(c.requests) + " requests (" +
        std::to_string(c.failed) + " rejected), " + format_bytes(static_cast<int64_t>(c.bytes_in)) +
        " in, " + format_bytes(static_cast<int64_t>(c.bytes_out)) + " out" +
+       (wo.fault.empty() ? ""
+                         : "; TESTING AID --fault " + wo.fault + ": " +
+                               std::to_string(c.faults_injected) + " results corrupted") +
        (status.ok() ? "" : "; stream error: " + status.error_message()));
   return status;
 }
