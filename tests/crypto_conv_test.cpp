@@ -2,12 +2,10 @@
 // and patch mode, forward, backward-data and backward-weights, against the plain (in-TEE) conv.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <vector>
 
 #include "crypto_test_util.h"
 #include "master/crypto/crypto.h"
-#include "master/integrity/projection.h"
 #include "master/nn/im2col.h"
 #include "master/nn/plain_compute.h"
 
@@ -214,31 +212,6 @@ TEST(CryptoConvPatch, ForwardBackwardDataAndBackwardWeightsDecryptToPlainConv) {
 
     const Tensor dw = fw.decrypt_dw(worker_gemm(fw.encrypt_grad_for_dw(dy), fw.x(), true, false));
     expect_within_fp_bound(dw, want.dw, bound.dw, s.positions());
-  }
-}
-
-TEST(CryptoConvPatch, ProjectingTheInputEqualsProjectingTheBlindedPatchMatrix) {
-  // The integrity checks project X' from the plaintext input (kh*kw times less to read): the
-  // result must be X'*v and |X'|*v_abs as if read from X' itself, for every geometry.
-  Rng rng(23);
-  for (const Case& c : kCases) {
-    const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
-    const crypto::PatchConvForward fw = crypto::PatchConvObfuscator().encrypt(x, w, c.g);
-    const int64_t m = fw.x().dim(0), k = fw.x().dim(1);
-    for (int t : {1, 3}) {
-      std::vector<double> v(static_cast<size_t>(t * k)), v_abs(static_cast<size_t>(k));
-      for (auto& e : v) e = rng.normal();
-      for (auto& e : v_abs) e = std::abs(rng.normal());
-      std::vector<double> want(static_cast<size_t>(t * m)), want_abs(static_cast<size_t>(m));
-      integrity::project(fw.x().data(), m, k, false, v.data(), v_abs.data(), t, want.data(),
-                         want_abs.data(), false);
-      std::vector<double> got(want.size(), -1.0), got_abs(want_abs.size(), -1.0);
-      fw.project_input(x, v.data(), v_abs.data(), t, got.data(), got_abs.data());
-      for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_NEAR(got[i], want[i], 1e-9 * (1.0 + std::abs(want[i]))) << i;
-      for (size_t i = 0; i < want_abs.size(); ++i)
-        ASSERT_NEAR(got_abs[i], want_abs[i], 1e-9 * (1.0 + want_abs[i])) << i;
-    }
   }
 }
 

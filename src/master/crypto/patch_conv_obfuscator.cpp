@@ -4,7 +4,6 @@
 
 #include "master/crypto/patch_conv_decryptor.h"
 #include "master/crypto/patch_conv_encryptor.h"
-#include "master/crypto/patch_kernels.h"
 
 namespace tempo::crypto {
 
@@ -40,13 +39,6 @@ BlindedTensor PatchConvForward::encrypt_grad_for_dw(const Tensor& dy) {
 Tensor PatchConvForward::decrypt_dw(const BlindedTensor& dw) const {
   if (!dw_out_) throw std::logic_error("PatchConvForward::decrypt_dw before encrypt_grad_for_dw");
   return PatchConvDecryptor(key_, shape_).decrypt_dw(dw, *dw_out_);
-}
-
-void PatchConvForward::project_input(const Tensor& x, const double* v, const double* v_abs, int t,
-                                     double* out, double* out_abs) const {
-  x.expect_shape(shape_.input_shape(), "PatchConvForward::project_input");
-  patch::project_im2col(x.data(), shape_, GatherMap::decrypt(key_.m, ScalePower::kScale),
-                        GatherMap::encrypt(key_.k, ScalePower::kScale), v, v_abs, t, out, out_abs);
 }
 
 }  // namespace tempo::crypto

@@ -45,11 +45,6 @@ class PatchConvForward {
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
   /// dW' [O, K] -> dW [O,C,kh,kw].
   Tensor decrypt_dw(const BlindedTensor& dw) const;
-  /// X'·v_r for t vectors v (t-major, K each) and |X'|·v_abs, in double, computed from the
-  /// plaintext input `x` that X' was blinded from (kh·kw times less to read than X'): out[r·M + i]
-  /// and out_abs[i] for blinded rows i. For the integrity checks of products with X'.
-  void project_input(const Tensor& x, const double* v, const double* v_abs, int t, double* out,
-                     double* out_abs) const;
 
   const PatchConvKey& key() const { return key_; }
   const ConvShape& shape() const { return shape_; }

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 namespace tempo::crypto::patch {
@@ -156,65 +155,6 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
               }
             }
         }
-    }
-}
-
-void project_im2col(const float* x, const ConvShape& s, const GatherMap& rows,
-                    const GatherMap& cols, const double* v, const double* v_abs, int t, double* out,
-                    double* out_abs) {
-  const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch(), m = s.positions();
-  const int64_t h = s.height, w = s.width, c_all = s.in_channels;
-  const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
-  const int64_t ph = s.geometry.pad_h, pw = s.geometry.pad_w;
-  // The vectors in natural column order q = (c, i, k), with the column multipliers folded in.
-  std::vector<double> z(static_cast<size_t>(t * kdim)), za(static_cast<size_t>(kdim));
-  for (int64_t j = 0; j < kdim; ++j) {
-    const int64_t q = cols.index[static_cast<size_t>(j)];
-    const double mul = cols.mul[static_cast<size_t>(j)];
-    for (int r = 0; r < t; ++r) z[static_cast<size_t>(r * kdim + q)] = mul * v[r * kdim + j];
-    za[static_cast<size_t>(q)] = std::abs(mul) * v_abs[j];
-  }
-  // Output positions xo whose tap k lands inside the image: ix = xo·sw - pw + k in [0, w).
-  auto first_inside = [&](int64_t k) {
-    const int64_t need = pw - k;  // xo·sw >= need
-    return need <= 0 ? int64_t{0} : (need + sw - 1) / sw;
-  };
-  auto end_inside = [&](int64_t k) {  // xo·sw <= w - 1 + pw - k
-    const int64_t lim = w - 1 + pw - k;
-    return lim < 0 ? int64_t{0} : std::min(ow, lim / sw + 1);
-  };
-#pragma omp parallel for schedule(static) collapse(2) if (m * kdim > 32768)
-  for (int64_t n = 0; n < s.batch; ++n)
-    for (int64_t y = 0; y < oh; ++y) {
-      std::vector<double> acc(static_cast<size_t>((t + 1) * ow), 0.0);
-      double* acc_abs = acc.data() + t * ow;
-      for (int64_t c = 0; c < c_all; ++c)
-        for (int64_t i = 0; i < s.kh; ++i) {
-          const int64_t iy = y * sh - ph + i;
-          if (iy < 0 || iy >= h) continue;
-          const float* row = x + ((n * c_all + c) * h + iy) * w;
-          for (int64_t k = 0; k < s.kw; ++k) {
-            const int64_t q = (c * s.kh + i) * s.kw + k;
-            const int64_t lo = first_inside(k), hi = end_inside(k);
-            const float* src = row - pw + k;  // src[xo·sw] is the tap of output xo
-            const double zab = za[static_cast<size_t>(q)];
-            for (int64_t xo = lo; xo < hi; ++xo)
-              acc_abs[xo] += zab * std::abs(static_cast<double>(src[xo * sw]));
-            for (int r = 0; r < t; ++r) {
-              const double zr = z[static_cast<size_t>(r * kdim + q)];
-              double* a = acc.data() + r * ow;
-              for (int64_t xo = lo; xo < hi; ++xo) a[xo] += zr * static_cast<double>(src[xo * sw]);
-            }
-          }
-        }
-      for (int64_t xo = 0; xo < ow; ++xo) {
-        const auto p = static_cast<size_t>((n * oh + y) * ow + xo);
-        const int64_t blinded = rows.index[p];
-        const double rm = rows.mul[p];
-        for (int r = 0; r < t; ++r)
-          out[r * m + blinded] = rm * acc[static_cast<size_t>(r * ow + xo)];
-        out_abs[blinded] = std::abs(rm) * acc_abs[xo];
-      }
     }
 }
 

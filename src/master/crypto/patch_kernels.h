@@ -32,13 +32,4 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
 void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
                     const GatherMap& cols, float* dx);
 
-/// The projections of the blinded patch matrix X' [M, K] (X'[rows.index[p]][j] = Patches[p]
-/// [cols.index[j]] · rows.mul[p] · cols.mul[j], as im2col_blind writes it) on `t` vectors v
-/// (t-major, K each, blinded column order), computed from the NCHW input x without forming X':
-/// out[r·M + i] = (X'·v_r)[i] and out_abs[i] = (|X'|·v_abs)[i], in double. The same products as
-/// reading X', but over x: kh·kw times less memory (integrity checks of patch-mode convs).
-void project_im2col(const float* x, const ConvShape& s, const GatherMap& rows,
-                    const GatherMap& cols, const double* v, const double* v_abs, int t, double* out,
-                    double* out_abs);
-
 }  // namespace tempo::crypto::patch

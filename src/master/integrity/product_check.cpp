@@ -21,8 +21,7 @@ struct Worst {
 }  // namespace
 
 ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
-                           bool trans_b, int rounds, Precision precision,
-                           const OperandProjector& project_a, const OperandProjector& project_b)
+                           bool trans_b, int rounds, Precision precision)
     : rounds_(rounds), precision_(precision) {
   if (rounds < 1) throw std::invalid_argument("ProductCheck: rounds must be >= 1");
   const int rank = a.rank();
@@ -40,8 +39,6 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
     throw std::invalid_argument("ProductCheck: inner dimensions of " + a.shape().to_string() +
                                 " and " + b.shape().to_string() + " differ");
   expected_ = rank == 3 ? Shape{batch_, m_, n_} : Shape{m_, n_};
-  if (rank == 3 && (project_a || project_b))
-    throw std::invalid_argument("ProductCheck: operand projectors are for rank-2 products");
 
   const int t = rounds_;
   crypto::Csprng rng;
@@ -56,16 +53,10 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
 #pragma omp parallel for schedule(dynamic) if (over_batch)
   for (int64_t e = 0; e < batch_; ++e) {
     std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
-    if (project_b)
-      project_b(signs_.data(), ones.data(), t, bv.data(), b_abs.data());
-    else
-      project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(),
-              t, bv.data(), b_abs.data(), !over_batch);
-    if (project_a)
-      project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data());
-    else
-      project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
-              abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+    project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(), t,
+            bv.data(), b_abs.data(), !over_batch);
+    project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
+            abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
   }
 }
 

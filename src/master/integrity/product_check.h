@@ -1,7 +1,6 @@
 // Freivalds' check of an offloaded (batched) matrix product on its blinded operands.
 #pragma once
 
-#include <functional>
 #include <vector>
 
 #include "common/blinded_tensor.h"
@@ -9,13 +8,6 @@
 #include "master/integrity/error_bound.h"
 
 namespace tempo::integrity {
-
-/// op(M)·x_r for t vectors x (t-major) and |op(M)|·x_abs, in double, for one operand M of a
-/// product, computed without reading M: out[r·rows + i], out_abs[i] (the layout of project()).
-/// The master supplies one when it can project the operand more cheaply from what it blinded it
-/// from (patch mode: the plaintext NCHW input instead of the kh·kw times larger patch matrix X').
-using OperandProjector =
-    std::function<void(const double* x, const double* x_abs, int t, double* out, double* out_abs)>;
 
 /// Checks C ≈ op(A)·op(B) (rank 2: A, B, C matrices; rank 3: the same for every batch entry) with
 /// `rounds` independent vectors v of ±1 entries from the CSPRNG (crypto::Csprng, libsodium):
@@ -33,11 +25,8 @@ using OperandProjector =
 class ProductCheck {
  public:
   /// rounds >= 1. Throws std::invalid_argument when A and B do not chain (the master's own bug).
-  /// `project_a`/`project_b`, when set, replace the passes over A/B (rank 2 only); A and B are
-  /// then read for their shapes only.
   ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,
-               int rounds, Precision precision = Precision::kFp32,
-               const OperandProjector& project_a = {}, const OperandProjector& project_b = {});
+               int rounds, Precision precision = Precision::kFp32);
 
   /// A C of the wrong shape, or with a non-finite entry, fails without a round.
   CheckOutcome verify(const BlindedTensor& c) const;

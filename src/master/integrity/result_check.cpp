@@ -10,11 +10,10 @@ namespace tempo::integrity {
 using protocol::Op;
 
 ResultCheck::ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b,
-                         int rounds, Precision precision, const OperandProjector& project_a,
-                         const OperandProjector& project_b)
+                         int rounds, Precision precision)
     : spec_(spec), a_(&a), b_(&b), rounds_(rounds), precision_(precision) {
   if (spec.op == Op::kMatMul || spec.op == Op::kBatchedMatMul)
-    product_.emplace(a, b, spec.trans_a, spec.trans_b, rounds, precision, project_a, project_b);
+    product_.emplace(a, b, spec.trans_a, spec.trans_b, rounds, precision);
 }
 
 CheckOutcome ResultCheck::verify(const BlindedTensor& result) const {

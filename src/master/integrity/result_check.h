@@ -29,10 +29,8 @@ struct OperationSpec {
 /// convolutions the projection checks of conv_check.h.
 class ResultCheck {
  public:
-  /// `project_a`/`project_b`: see ProductCheck (products only; ignored for convolutions).
   ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b, int rounds,
-              Precision precision, const OperandProjector& project_a = {},
-              const OperandProjector& project_b = {});
+              Precision precision);
   CheckOutcome verify(const BlindedTensor& result) const;
 
  private:

@@ -140,7 +140,7 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
   };
   auto start = Clock::now();
   std::optional<integrity::ResultCheck> check;
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
   integrity_.add_check_time(elapsed_ns(start));
   protocol::Response response = op.response.get();
   if (response.unavailable) return no_worker(op, layer, what, response.error);
@@ -190,7 +190,7 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
   retry.out_shape = op.spec.out_shape;
   retry.a = protocol::Operand::inline_tensor(op.a);
   retry.b = protocol::Operand::inline_tensor(op.b);
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
   auto pending = send(std::move(retry), liar + 1);
   protocol::Response r = pending.get();
   if (r.unavailable) return no_worker(op, layer, what, r.error);

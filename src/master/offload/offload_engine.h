@@ -83,9 +83,6 @@ class OffloadEngine {
     BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
     int64_t sent_bytes = 0;
     bool lost = false;  ///< set by receive_verified: no worker was left to compute it
-    /// Cheaper ways to project the operands for the check, when the Compute has one
-    /// (integrity::OperandProjector; patch-mode convolutions project X' from their input).
-    integrity::OperandProjector project_a, project_b;
   };
   /// Sends `request`, whose operands (inline or cached on the worker) are `a` and `b`, to worker
   /// `hint` (see send()).

@@ -4,7 +4,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <type_traits>
 
 #include "master/core/blas.h"
 #include "master/nn/plain_compute.h"
@@ -47,21 +46,6 @@ struct ShardForward {
   int worker = 0;
   Tensor x;  ///< plaintext rows of this shard (the whole input when there is one shard)
 };
-
-/// For the integrity check of a product with X' (patch mode): X'*v from the shard's plaintext
-/// input, kh*kw times less to read than X'. Other modes: none (the check reads the operand).
-template <class Forward>
-integrity::OperandProjector input_projector(const ShardForward<Forward>& sh) {
-  if constexpr (std::is_same_v<Forward, crypto::PatchConvForward>) {
-    const crypto::PatchConvForward* fw = &*sh.fw;
-    const Tensor x = sh.x;
-    return [fw, x](const double* v, const double* v_abs, int t, double* out, double* out_abs) {
-      fw->project_input(x, v, v_abs, t, out, out_abs);
-    };
-  } else {
-    return {};
-  }
-}
 
 template <class Forward>
 struct SavedOffload final : nn::SavedProduct {
@@ -170,8 +154,7 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     sent[i] = bytes_of(fw.x()) + bytes_of(fw.w());
     ops[i] = verify ? engine.submit(std::move(r), fw.x(), fw.w(), sh.worker)
                     : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
-    if (verify) ops[i].project_a = input_projector(sh);  // the forward's A is X'
-    if (!verify || !saved) fw.release_operands();        // ops[i] keeps what the check needs
+    if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
   std::vector<Tensor> pieces(plan_rows.size());
   for (size_t i = 0; i < plan_rows.size(); ++i) {
@@ -254,7 +237,6 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       b[i].dw_op = verify
                        ? engine.submit(std::move(r), std::move(a), std::move(bb), sh.worker)
                        : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
-      if (verify && p.dw_cached_x_is_b) b[i].dw_op->project_b = input_projector(sh);  // B is X'
     }
     if (!dx && !want_dw) {
       Request r;
