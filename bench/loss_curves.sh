@@ -6,6 +6,10 @@
 # agree to a few ulps and the difference grows with training's sensitivity to rounding. The
 # report gives, per model, the largest and the median relative difference of the per-step losses,
 # the step where the largest occurs, and both test accuracies (target: within 0.3 points).
+# Control: plain mode with --threads 1 against plain with THREADS threads, i.e. the same training
+# with nothing changed but the summation order inside the BLAS/oneDNN kernels: how far two runs
+# that are both "correct" drift apart. A protocol error would show as a difference far larger
+# than the control's from the first backward pass on.
 # Usage: bench/loss_curves.sh [BUILD_DIR] [OUT_JSON]
 #   env: MODELS ("cnn resnet18 vit-tiny"), STEPS (200), BATCH (32), LIMIT_TEST (0: all 10,000),
 #        THREADS (nproc), SEED (1), LR (cnn 0.02, resnet18 0.05, vit-tiny 0.001 with adamw)
@@ -26,12 +30,13 @@ for model in $models; do
     resnet*) opt="--lr ${LR:-0.05} --momentum 0.9" ;;
     *) opt="--lr ${LR:-0.02} --momentum 0.9" ;;
   esac
-  for mode in plain tempo; do
+  for run in plain:plain:$threads tempo:tempo:$threads control:plain:1; do
+    IFS=: read -r name mode th <<<"$run"
     # shellcheck disable=SC2086  # the flags are words
     "$build/tempo" train --model "$model" --dataset fashion-mnist --mode "$mode" --epochs 1 \
       --batch-size "$batch" --limit-train $((steps * batch)) --limit-test "$limit_test" \
-      --threads "$threads" --seed "$seed" $opt --metrics-out "$tmp/$model.$mode.jsonl" \
-      2>"$tmp/$model.$mode.err" | tail -n 1 >"$tmp/$model.$mode.json"
+      --threads "$th" --seed "$seed" $opt --metrics-out "$tmp/$model.$name.jsonl" \
+      2>"$tmp/$model.$name.err" | tail -n 1 >"$tmp/$model.$name.json"
   done
 done
 /usr/bin/python3 - "$tmp" "$out" "$models" <<'PY'
@@ -40,20 +45,32 @@ tmp, out, models = sys.argv[1], sys.argv[2], sys.argv[3].split()
 def losses(path):
     return [json.loads(l)["loss"] for l in open(path) if '"loss"' in l]
 res = {}
-print(f"{'model':9s} {'steps':>5s} {'max rel diff':>12s} {'at step':>7s} {'median rel':>10s} "
-      f"{'plain acc':>9s} {'tempo acc':>9s} {'diff pp':>7s}")
-for m in models:
-    p, t = losses(f"{tmp}/{m}.plain.jsonl"), losses(f"{tmp}/{m}.tempo.jsonl")
-    rel = [abs(b - a) / abs(a) for a, b in zip(p, t)]
+def compare(a, b):
+    rel = [abs(y - x) / abs(x) for x, y in zip(a, b)]
     worst = max(range(len(rel)), key=rel.__getitem__)
-    pa = json.load(open(f"{tmp}/{m}.plain.json"))["test_accuracy"]
-    ta = json.load(open(f"{tmp}/{m}.tempo.json"))["test_accuracy"]
+    return rel, worst
+print(f"{'model':9s} {'steps':>5s} {'max rel diff':>12s} {'at step':>7s} {'median rel':>10s} "
+      f"{'plain acc':>9s} {'tempo acc':>9s} {'diff pp':>7s} | control: {'max rel':>8s} "
+      f"{'median':>8s} {'acc':>6s} {'diff pp':>7s}")
+for m in models:
+    p, t, c = (losses(f"{tmp}/{m}.{n}.jsonl") for n in ("plain", "tempo", "control"))
+    acc = {n: json.load(open(f"{tmp}/{m}.{n}.json"))["test_accuracy"]
+           for n in ("plain", "tempo", "control")}
+    rel, worst = compare(p, t)
+    crel, cworst = compare(p, c)
     res[m] = {"steps": len(p), "max_rel_diff": rel[worst], "max_at_step": worst + 1,
               "median_rel_diff": statistics.median(rel), "rel_diff_per_step": rel,
-              "plain_loss": p, "tempo_loss": t, "plain_test_accuracy": pa,
-              "tempo_test_accuracy": ta, "accuracy_diff_pp": 100 * (ta - pa)}
-    print(f"{m:9s} {len(p):5d} {rel[worst]:12.2e} {worst + 1:7d} {statistics.median(rel):10.2e} "
-          f"{100 * pa:9.2f} {100 * ta:9.2f} {100 * (ta - pa):+7.2f}")
+              "plain_loss": p, "tempo_loss": t, "control_loss": c,
+              "plain_test_accuracy": acc["plain"], "tempo_test_accuracy": acc["tempo"],
+              "accuracy_diff_pp": 100 * (acc["tempo"] - acc["plain"]),
+              "control_max_rel_diff": crel[cworst], "control_median_rel_diff": statistics.median(crel),
+              "control_test_accuracy": acc["control"],
+              "control_accuracy_diff_pp": 100 * (acc["control"] - acc["plain"])}
+    r = res[m]
+    print(f"{m:9s} {len(p):5d} {rel[worst]:12.2e} {worst + 1:7d} {r['median_rel_diff']:10.2e} "
+          f"{100 * acc['plain']:9.2f} {100 * acc['tempo']:9.2f} {r['accuracy_diff_pp']:+7.2f} | "
+          f"{' ' * 9}{crel[cworst]:8.2e} {r['control_median_rel_diff']:8.2e} "
+          f"{100 * acc['control']:6.2f} {r['control_accuracy_diff_pp']:+7.2f}")
 json.dump(res, open(out, "w"))
 print(f"wrote {out}")
 PY
