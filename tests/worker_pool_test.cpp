@@ -301,6 +301,16 @@ struct ConvResult {
   Tensor y, dx, dw;
 };
 
+/// The reference: the conv forward and backward computed in the TEE.
+ConvResult plain_conv(const Tensor& x, const Tensor& w, const Tensor& dy,
+                      const nn::ConvGeometry& g) {
+  std::unique_ptr<nn::SavedProduct> saved;
+  ConvResult r;
+  r.y = nn::plain_compute().conv2d(x, w, g, &saved);
+  nn::plain_compute().conv2d_backward(dy, &saved, &r.dx, &r.dw);
+  return r;
+}
+
 ConvResult conv_through(OffloadEngine& engine, ConvMode mode, const Tensor& x, const Tensor& w,
                         const Tensor& dy, const nn::ConvGeometry& g) {
   TempoCompute compute(engine, "conv", mode);
@@ -318,10 +328,7 @@ TEST_P(ShardedEngine, ThreeWorkersGiveThePlainResultsLikeOneWorkerDoes) {
   nn::ConvGeometry g;
   g.pad_h = g.pad_w = 1;
   const Tensor dy = random_tensor({7, 5, 9, 8}, 3);
-  std::unique_ptr<nn::SavedProduct> saved;
-  ConvResult plain;
-  plain.y = nn::plain_compute().conv2d(x, w, g, &saved);
-  nn::plain_compute().conv2d_backward(dy, &saved, &plain.dx, &plain.dw);
+  const ConvResult plain = plain_conv(x, w, dy, g);
 
   for (int workers : {1, 3})
     for (int chunks : {1, 2}) {
@@ -350,10 +357,7 @@ TEST_P(ShardedEngine, AWorkerKilledBetweenForwardAndBackwardCostsNothingButTime)
   const Tensor x = random_tensor({6, 2, 7, 7}, 4), w = random_tensor({4, 2, 3, 3}, 5);
   const Tensor dy = random_tensor({6, 4, 5, 5}, 6);
   const nn::ConvGeometry g;
-  std::unique_ptr<nn::SavedProduct> saved;
-  ConvResult plain;
-  plain.y = nn::plain_compute().conv2d(x, w, g, &saved);
-  nn::plain_compute().conv2d_backward(dy, &saved, &plain.dx, &plain.dw);
+  const ConvResult plain = plain_conv(x, w, dy, g);
 
   auto cs = channels(3);
   auto pool = std::make_shared<WorkerPool>(members(cs));
@@ -376,10 +380,7 @@ TEST_P(ShardedEngine, WithEveryWorkerGoneFallbackLocalComputesInTheTeeAndStopThr
   const Tensor x = random_tensor({4, 2, 6, 6}, 7), w = random_tensor({3, 2, 3, 3}, 8);
   const Tensor dy = random_tensor({4, 3, 4, 4}, 9);
   const nn::ConvGeometry g;
-  std::unique_ptr<nn::SavedProduct> saved;
-  ConvResult plain;
-  plain.y = nn::plain_compute().conv2d(x, w, g, &saved);
-  nn::plain_compute().conv2d_backward(dy, &saved, &plain.dx, &plain.dw);
+  const ConvResult plain = plain_conv(x, w, dy, g);
 
   auto cs = channels(2);
   OffloadPolicy local;
