@@ -5,7 +5,9 @@
 // the kernel rows write into a preallocated buffer (as memcpy does).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "master/core/random.h"
 #include "master/crypto/crypto.h"
@@ -103,7 +105,69 @@ void BM_PermuteScaleKernel(benchmark::State& state) {
   }
   set_bytes(state, m * k * 4);
 }
-BENCHMARK(BM_PermuteScaleKernel)->Args({4096, 4096})->UseRealTime();
+BENCHMARK(BM_PermuteScaleKernel)
+    ->Args({4096, 4096})
+    ->Args({3200, 64})
+    ->Args({3200, 192})
+    ->Args({3200, 768})
+    ->Args({50, 64})
+    ->UseRealTime();
+
+// The same kernel with its source and destination out of cache, as in a training step where each
+// product's operands were written by another layer long before: the source cycles through copies
+// totalling 256 MiB, so every row it gathers from comes from DRAM.
+void BM_PermuteScaleKernelCold(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1);
+  const int64_t copies = std::max<int64_t>(2, (int64_t{256} << 20) / (m * k * 4));
+  std::vector<Tensor> src, dst;
+  for (int64_t c = 0; c < copies; ++c) {
+    src.push_back(random_tensor({m, k}));
+    dst.push_back(Tensor::zeros({m, k}));
+  }
+  const crypto::KeyGenerator gen;
+  const auto rows = crypto::GatherMap::encrypt(gen.dim_key(m), crypto::ScalePower::kScale);
+  const auto cols = crypto::GatherMap::encrypt(gen.dim_key(k), crypto::ScalePower::kScale);
+  size_t c = 0;
+  for (auto _ : state) {
+    crypto::permute_scale(src[c].data(), dst[c].data(), 1, rows, cols);
+    benchmark::DoNotOptimize(dst[c].data());
+    c = (c + 1) % src.size();
+  }
+  set_bytes(state, m * k * 4);
+}
+BENCHMARK(BM_PermuteScaleKernelCold)
+    ->Args({4096, 4096})
+    ->Args({3200, 64})
+    ->Args({3200, 192})
+    ->Args({3200, 768})
+    ->UseRealTime();
+
+// ---- batched products (attention): vit-tiny's Q·Kᵀ, 64 images x 4 heads of [49, 16]
+void BM_BatchedEncryptA(benchmark::State& state) {
+  const int64_t batch = state.range(0), m = state.range(1), k = state.range(2);
+  const Tensor a = random_tensor({batch, m, k});
+  const auto key = crypto::KeyGenerator().batched_matmul_key(batch, m, k, m);
+  const crypto::BatchedMatmulEncryptor enc(key);
+  for (auto _ : state) benchmark::DoNotOptimize(enc.encrypt_a(a, false).data());
+  set_bytes(state, batch * m * k * 4);
+}
+BENCHMARK(BM_BatchedEncryptA)->Args({256, 49, 16})->UseRealTime();
+
+void BM_BatchedDecrypt(benchmark::State& state) {
+  const int64_t batch = state.range(0), m = state.range(1), n = state.range(2);
+  const BlindedTensor c = random_blinded({batch, m, n});
+  const auto key = crypto::KeyGenerator().batched_matmul_key(batch, m, 16, n);
+  const crypto::BatchedMatmulDecryptor dec(key);
+  for (auto _ : state) benchmark::DoNotOptimize(dec.decrypt(c).data());
+  set_bytes(state, batch * m * n * 4);
+}
+BENCHMARK(BM_BatchedDecrypt)->Args({256, 49, 49})->Args({256, 49, 16})->UseRealTime();
+
+void BM_KeyGenerationBatched(benchmark::State& state) {
+  const crypto::KeyGenerator gen;
+  for (auto _ : state) benchmark::DoNotOptimize(gen.batched_matmul_key(256, 49, 16, 49));
+}
+BENCHMARK(BM_KeyGenerationBatched)->UseRealTime();
 
 // ---- patch mode: X [32,64,32,32], W [64,64,3,3], pad 1 -> patches [32768, 576], Y' [32768, 64]
 crypto::ConvShape patch_shape() {

@@ -21,13 +21,17 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
   const int64_t plane = c.dim(1) * c.dim(2);
   Tensor out(c.shape());
   const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
-#pragma omp parallel for schedule(dynamic) if (outer)
-  for (int64_t b = 0; b < batch; ++b) {
-    const int32_t beta = key_.batch.inv_perm[static_cast<size_t>(b)];
-    const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
-    permute_scale(c.data() + beta * plane, out.data() + b * plane, 1,
-                  GatherMap::decrypt(e.m, ScalePower::kInverse),
-                  GatherMap::decrypt(e.n, ScalePower::kInverse));
+#pragma omp parallel if (outer)
+  {
+    GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+      const int32_t beta = key_.batch.inv_perm[static_cast<size_t>(b)];
+      const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+      rows_map.set_decrypt(e.m, ScalePower::kInverse);
+      cols_map.set_decrypt(e.n, ScalePower::kInverse);
+      permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map);
+    }
   }
   return out;
 }

@@ -35,12 +35,17 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
   BlindedTensor out = BlindedTensor::allocate(t.shape());
   // Many small entries (attention heads): parallel over entries; few large ones: inside each.
   const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
-#pragma omp parallel for schedule(dynamic) if (outer)
-  for (int64_t beta = 0; beta < batch; ++beta) {
-    const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
-    permute_scale(t.data() + key.batch.perm[static_cast<size_t>(beta)] * plane,
-                  out.mutable_data() + beta * plane, 1, GatherMap::encrypt(*ax.rows, ax.row_power),
-                  GatherMap::encrypt(*ax.cols, ax.col_power));
+#pragma omp parallel if (outer)
+  {
+    GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
+#pragma omp for schedule(static)
+    for (int64_t beta = 0; beta < batch; ++beta) {
+      const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
+      rows_map.set_encrypt(*ax.rows, ax.row_power);
+      cols_map.set_encrypt(*ax.cols, ax.col_power);
+      permute_scale(t.data() + key.batch.perm[static_cast<size_t>(beta)] * plane,
+                    out.mutable_data() + beta * plane, 1, rows_map, cols_map);
+    }
   }
   return out;
 }

@@ -3,6 +3,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -43,26 +45,45 @@ inline void gather_row(const float* src, const int32_t* idx, const float* mul, f
 constexpr int64_t kParallelThreshold = 1 << 15;
 }  // namespace
 
+void GatherMap::set_encrypt(const DimKey& key, ScalePower power) {
+  index.assign(key.perm.begin(), key.perm.end());
+  mul.resize(key.perm.size());
+  for (size_t i = 0; i < mul.size(); ++i) mul[i] = power_of(key, static_cast<int32_t>(i), power);
+}
+
+void GatherMap::set_decrypt(const DimKey& key, ScalePower power) {
+  index.assign(key.inv_perm.begin(), key.inv_perm.end());
+  mul.resize(key.inv_perm.size());
+  for (size_t a = 0; a < mul.size(); ++a) mul[a] = power_of(key, key.inv_perm[a], power);
+}
+
 GatherMap GatherMap::encrypt(const DimKey& key, ScalePower power) {
   GatherMap g;
-  g.index = key.perm;
-  g.mul.resize(key.perm.size());
-  for (size_t i = 0; i < g.mul.size(); ++i)
-    g.mul[i] = power_of(key, static_cast<int32_t>(i), power);
+  g.set_encrypt(key, power);
   return g;
 }
 
 GatherMap GatherMap::decrypt(const DimKey& key, ScalePower power) {
   GatherMap g;
-  g.index = key.inv_perm;
-  g.mul.resize(key.inv_perm.size());
-  for (size_t a = 0; a < g.mul.size(); ++a) g.mul[a] = power_of(key, key.inv_perm[a], power);
+  g.set_decrypt(key, power);
   return g;
 }
 
 namespace {
 /// Rows up to this many floats (1 KiB) are gathered in place rather than staged in a buffer.
 constexpr int64_t kStagedRowFloats = 256;
+/// Rows up to this many floats (4 KiB) are software-prefetched kPrefetchBytes ahead.
+constexpr int64_t kPrefetchRowFloats = 1024;
+constexpr int64_t kPrefetchBytes = 4096;
+
+// prefetcht0 of every cache line of [row, row + n). An asm statement because GCC 12 deletes
+// __builtin_prefetch loops once they are inlined into the gather loop (no prefetch instruction
+// was left in the object file).
+inline void prefetch_row(const float* row, int64_t n) {
+  const uintptr_t last = reinterpret_cast<uintptr_t>(row + n);
+  for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63}; a < last; a += 64)
+    asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(a)));
+}
 }  // namespace
 
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
@@ -76,22 +97,50 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
     // take one DRAM/L3 miss per cache line with little memory-level parallelism, so each source
     // row is first streamed (sequentially, prefetcher-friendly) into a thread-local buffer that
     // stays in L1/L2, and the gather reads from there.
-#pragma omp parallel if (parallel)
-    {
-      std::vector<float> row(static_cast<size_t>(nc));
-      float* buf = row.data();
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < nr; ++i) {
-        const float* srow = src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc;
-        // A short row is a few cache lines: gathering from it directly beats copying it first.
-        if (nc > kStagedRowFloats) {
-          std::memcpy(buf, srow, static_cast<size_t>(nc) * sizeof(float));
-          srow = buf;
-        }
-        const float rm = rows.mul[static_cast<size_t>(i)];
-        float* d = dst + i * nc;
-        gather_row(srow, ci, cm, rm, nc, d);
+    // Source rows are visited in permuted order, which the hardware prefetcher cannot follow: a
+    // short row read from DRAM stalls the gather on every cache line (2.2 GB/s for 64-float rows
+    // out of cache, against 13.5 GB/s in cache). Requesting the row a few KiB ahead keeps enough
+    // misses in flight (3200x768 out of cache: 5.3 -> 6.7 GB/s). Rows of 16 KiB and more are
+    // streamed well enough by the hardware prefetcher.
+    const int64_t ahead =
+        nc <= kPrefetchRowFloats ? std::max<int64_t>(2, kPrefetchBytes / (nc * 4)) : 0;
+    const auto gather = [&](int64_t i, float* buf) {
+      const float* srow = src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc;
+      // A short row is a few cache lines: gathering from it directly beats copying it first.
+      if (nc > kStagedRowFloats) {
+        std::memcpy(buf, srow, static_cast<size_t>(nc) * sizeof(float));
+        srow = buf;
       }
+      gather_row(srow, ci, cm, rows.mul[static_cast<size_t>(i)], nc, dst + i * nc);
+    };
+    const auto prefetch = [&](int64_t i) {
+      prefetch_row(src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc, nc);
+      prefetch_row(dst + i * nc, nc);
+    };
+    // Rows [begin, end) on this thread, their first `ahead` rows requested up front.
+    const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
+      if (ahead > 0)
+        for (int64_t i = begin; i < std::min(end, begin + ahead); ++i) prefetch(i);
+      for (int64_t i = begin; i < end; ++i) {
+        if (ahead > 0 && i + ahead < end) prefetch(i + ahead);
+        gather(i, buf);
+      }
+    };
+    const size_t staged = nc > kStagedRowFloats ? static_cast<size_t>(nc) : 0;
+    if (!parallel) {
+      // No OpenMP region at all: callers that parallelise over many small matrices (attention
+      // heads) call this once per matrix, where entering even a one-thread region costs as much
+      // as the gather.
+      std::vector<float> row(staged);
+      gather_range(0, nr, row.data());
+      return;
+    }
+#pragma omp parallel
+    {
+      std::vector<float> row(staged);
+      const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t chunk = (nr + threads - 1) / threads;
+      gather_range(std::min(nr, t * chunk), std::min(nr, (t + 1) * chunk), row.data());
     }
     return;
   }

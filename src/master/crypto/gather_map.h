@@ -26,6 +26,9 @@ struct GatherMap {
   /// position raised to `power` (kInverse undoes a scale the blinded tensor carries, kScale undoes
   /// an inverse scale it carries).
   static GatherMap decrypt(const DimKey& key, ScalePower power);
+  /// encrypt()/decrypt() into this map, reusing its storage (for loops over many small keys).
+  void set_encrypt(const DimKey& key, ScalePower power);
+  void set_decrypt(const DimKey& key, ScalePower power);
 };
 
 /// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j] for a

@@ -1,0 +1,101 @@
+// The permute-and-scale kernel behind every encryptor and decryptor, against its definition
+// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j], on the shapes
+// that take each of its paths: short rows gathered in place, long rows staged, rows prefetched
+// or not, serial (small, or inside a parallel region) and threaded, planes (channel mode).
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <tuple>
+#include <vector>
+
+#include "master/core/random.h"
+#include "master/crypto/gather_map.h"
+#include "master/crypto/key_generator.h"
+
+namespace tempo {
+namespace {
+
+using crypto::GatherMap;
+using crypto::KeyGenerator;
+using crypto::ScalePower;
+
+std::vector<float> random_values(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = rng.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+std::vector<float> reference(const std::vector<float>& src, int64_t plane, const GatherMap& rows,
+                             const GatherMap& cols) {
+  const int64_t nr = rows.size(), nc = cols.size();
+  std::vector<float> out(static_cast<size_t>(nr * nc * plane));
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j)
+      for (int64_t t = 0; t < plane; ++t)
+        out[static_cast<size_t>((i * nc + j) * plane + t)] =
+            src[static_cast<size_t>(
+                (rows.index[static_cast<size_t>(i)] * nc + cols.index[static_cast<size_t>(j)]) *
+                    plane +
+                t)] *
+            (rows.mul[static_cast<size_t>(i)] * cols.mul[static_cast<size_t>(j)]);
+  return out;
+}
+
+class PermuteScale : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
+
+TEST_P(PermuteScale, EqualsTheGatherDefinitionExactly) {
+  const auto [nr, nc, plane] = GetParam();
+  const KeyGenerator gen;
+  const GatherMap rows = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
+  const GatherMap cols = GatherMap::decrypt(gen.dim_key(nc, true), ScalePower::kInverse);
+  const std::vector<float> src = random_values(nr * nc * plane, 7);
+  const std::vector<float> want = reference(src, plane, rows, cols);
+
+  std::vector<float> got(want.size(), -1.0f);
+  crypto::permute_scale(src.data(), got.data(), plane, rows, cols);
+  EXPECT_EQ(got, want) << "outside a parallel region";
+
+  // Inside a parallel region (as the batched encryptor calls it, one matrix per thread) the
+  // kernel runs serially on the calling thread.
+  std::vector<float> nested(want.size(), -1.0f);
+#pragma omp parallel num_threads(2)
+#pragma omp single
+  crypto::permute_scale(src.data(), nested.data(), plane, rows, cols);
+  EXPECT_EQ(nested, want) << "inside a parallel region";
+}
+
+// Rows: 1 (no threads), odd, tiny matrices below the threading threshold, and thousands of rows
+// (threaded, prefetched ahead). Columns: below one AVX2 vector, odd, short rows gathered in place
+// (<= 256), staged rows (> 256) with and without prefetching (<= 1024, > 1024).
+INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
+                         ::testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(1, 300, 1),
+                                           std::make_tuple(3, 7, 1), std::make_tuple(49, 16, 1),
+                                           std::make_tuple(50, 64, 1), std::make_tuple(3136, 64, 1),
+                                           std::make_tuple(777, 193, 1),
+                                           std::make_tuple(129, 257, 1),
+                                           std::make_tuple(300, 1000, 1),
+                                           std::make_tuple(40, 1500, 1), std::make_tuple(5, 3, 49),
+                                           std::make_tuple(64, 32, 9)));
+
+TEST(GatherMapReuse, SetEncryptAndSetDecryptEqualTheFreshMapsAcrossSizes) {
+  const KeyGenerator gen;
+  GatherMap reused;
+  for (int64_t n : {100, 3, 0, 17}) {
+    const auto key = gen.dim_key(n, true);
+    for (ScalePower p : {ScalePower::kOne, ScalePower::kScale, ScalePower::kInverse}) {
+      reused.set_encrypt(key, p);
+      const GatherMap fresh = GatherMap::encrypt(key, p);
+      EXPECT_EQ(reused.index, fresh.index);
+      EXPECT_EQ(reused.mul, fresh.mul);
+      reused.set_decrypt(key, p);
+      const GatherMap fresh_dec = GatherMap::decrypt(key, p);
+      EXPECT_EQ(reused.index, fresh_dec.index);
+      EXPECT_EQ(reused.mul, fresh_dec.mul);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tempo
