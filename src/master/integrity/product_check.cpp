@@ -50,13 +50,17 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   // Threads over the batch only for large batched products (see kParallelElements).
   const bool over_batch =
       batch_ > 1 && batch_ * (a_rows * a_cols + b_rows * b_cols) >= kParallelElements;
-#pragma omp parallel for schedule(dynamic) if (over_batch)
-  for (int64_t e = 0; e < batch_; ++e) {
+#pragma omp parallel if (over_batch)
+  {
+    // One pair of buffers per thread, not per entry: attention has hundreds of small entries.
     std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
-    project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(), t,
-            bv.data(), b_abs.data(), !over_batch);
-    project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
-            abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < batch_; ++e) {
+      project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(),
+              t, bv.data(), b_abs.data(), !over_batch);
+      project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
+              abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+    }
   }
 }
 
@@ -77,29 +81,32 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
   const std::vector<double> ones(static_cast<size_t>(n), 1.0);
   std::vector<Worst> worst(static_cast<size_t>(batch_));
   const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
-#pragma omp parallel for schedule(dynamic) if (over_batch)
-  for (int64_t e = 0; e < batch_; ++e) {
+#pragma omp parallel if (over_batch)
+  {
     std::vector<double> cv(static_cast<size_t>(t * m)), c_abs(static_cast<size_t>(m));
-    project(c.data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t, cv.data(),
-            c_abs.data(), !over_batch);
-    const double* abv = abv_.data() + e * t * m;
-    const double* ab_abs = ab_abs_.data() + e * m;
-    Worst w;
-    for (int64_t i = 0; i < m; ++i) {
-      const double tau = g * ab_abs[i] + floor + check * (c_abs[i] + ab_abs[i]);
-      for (int r = 0; r < t; ++r) {
-        const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
-        double ratio;
-        if (!std::isfinite(c_abs[i]) || !std::isfinite(z))
-          ratio = INFINITY;  // a non-finite entry in C (or an overflow) is never accepted
-        else if (tau > 0.0)
-          ratio = z / tau;
-        else
-          ratio = z == 0.0 ? 0.0 : INFINITY;
-        if (w.row < 0 || ratio > w.ratio) w = {ratio, z, tau, i, r};
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < batch_; ++e) {
+      project(c.data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t,
+              cv.data(), c_abs.data(), !over_batch);
+      const double* abv = abv_.data() + e * t * m;
+      const double* ab_abs = ab_abs_.data() + e * m;
+      Worst w;
+      for (int64_t i = 0; i < m; ++i) {
+        const double tau = g * ab_abs[i] + floor + check * (c_abs[i] + ab_abs[i]);
+        for (int r = 0; r < t; ++r) {
+          const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
+          double ratio;
+          if (!std::isfinite(c_abs[i]) || !std::isfinite(z))
+            ratio = INFINITY;  // a non-finite entry in C (or an overflow) is never accepted
+          else if (tau > 0.0)
+            ratio = z / tau;
+          else
+            ratio = z == 0.0 ? 0.0 : INFINITY;
+          if (w.row < 0 || ratio > w.ratio) w = {ratio, z, tau, i, r};
+        }
       }
+      worst[static_cast<size_t>(e)] = w;
     }
-    worst[static_cast<size_t>(e)] = w;
   }
   int64_t we = 0;
   for (int64_t e = 1; e < batch_; ++e)

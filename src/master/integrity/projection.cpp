@@ -4,16 +4,30 @@
 #include <cmath>
 #include <vector>
 
+#include <omp.h>
+
 namespace tempo::integrity {
 
 namespace {
 
 // Up to 4 rounds at a time: T+1 double accumulators per row stay in registers.
+// Runs body(i) for i in [0, n): on the OpenMP team when `threaded`, else as a plain loop. Not
+// an `omp parallel if (false)`: entering even a one-thread region costs about a microsecond,
+// as much as projecting one attention head.
+template <class Body>
+void for_each_index(int64_t n, bool threaded, const Body& body) {
+  if (threaded && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+
 template <int T>
 void project_rows(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                   bool with_abs, double* out, double* out_abs, bool parallel) {
-#pragma omp parallel for schedule(static) if (parallel && R * K >= kParallelElements)
-  for (int64_t i = 0; i < R; ++i) {
+  for_each_index(R, parallel && R * K >= kParallelElements, [&](int64_t i) {
     const float* row = m + i * K;
     double acc[T] = {};
     double acc_abs = 0.0;
@@ -30,7 +44,7 @@ void project_rows(const float* m, int64_t R, int64_t K, const double* x, const d
       acc[r] = a;
     }
     for (int r = 0; r < T; ++r) out[r * R + i] = acc[r];
-  }
+  });
 }
 
 // op(M) = M^T with M stored [K, R]: each thread owns a block of outputs and streams all K rows.
@@ -39,8 +53,7 @@ void project_cols(const float* m, int64_t R, int64_t K, const double* x, const d
                   bool with_abs, double* out, double* out_abs, bool parallel) {
   constexpr int64_t kBlock = 512;
   const int64_t blocks = (R + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (parallel && R * K >= kParallelElements && blocks > 1)
-  for (int64_t b = 0; b < blocks; ++b) {
+  for_each_index(blocks, parallel && R * K >= kParallelElements && blocks > 1, [&](int64_t b) {
     const int64_t i0 = b * kBlock, n = std::min(kBlock, R - i0);
     double acc[T][kBlock];
     double acc_abs[kBlock];
@@ -61,7 +74,7 @@ void project_cols(const float* m, int64_t R, int64_t K, const double* x, const d
     }
     for (int r = 0; r < T; ++r) std::copy(acc[r], acc[r] + n, out + r * R + i0);
     if (with_abs) std::copy(acc_abs, acc_abs + n, out_abs + i0);
-  }
+  });
 }
 
 template <int T>
