@@ -1,6 +1,5 @@
 #include "master/crypto/gather_map.h"
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "master/crypto/row_kernels.h"
 
 namespace tempo::crypto {
 
@@ -23,22 +24,6 @@ float power_of(const DimKey& key, int32_t i, ScalePower power) {
       break;
   }
   return 1.0f;
-}
-
-// d[j] = src[idx[j]] * (rm * mul[j]). GCC does not vectorise this gather when tuning for AMD
-// cores, so use AVX2 gathers explicitly where the build targets them (x86-64-v3).
-inline void gather_row(const float* src, const int32_t* idx, const float* mul, float rm, int64_t n,
-                       float* d) {
-  int64_t j = 0;
-#ifdef __AVX2__
-  const __m256 vr = _mm256_set1_ps(rm);
-  for (; j + 8 <= n; j += 8) {
-    const __m256i vi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + j));
-    const __m256 v = _mm256_i32gather_ps(src, vi, 4);
-    _mm256_storeu_ps(d + j, _mm256_mul_ps(v, _mm256_mul_ps(vr, _mm256_loadu_ps(mul + j))));
-  }
-#endif
-  for (; j < n; ++j) d[j] = src[idx[j]] * (rm * mul[j]);
 }
 
 // Work below this many elements is not worth waking the thread team.
@@ -72,18 +57,9 @@ GatherMap GatherMap::decrypt(const DimKey& key, ScalePower power) {
 namespace {
 /// Rows up to this many floats (1 KiB) are gathered in place rather than staged in a buffer.
 constexpr int64_t kStagedRowFloats = 256;
-/// Rows up to this many floats (4 KiB) are software-prefetched kPrefetchBytes ahead.
+/// Rows up to this many floats (4 KiB) are software-prefetched (rows_ahead).
 constexpr int64_t kPrefetchRowFloats = 1024;
-constexpr int64_t kPrefetchBytes = 4096;
 
-// prefetcht0 of every cache line of [row, row + n). An asm statement because GCC 12 deletes
-// __builtin_prefetch loops once they are inlined into the gather loop (no prefetch instruction
-// was left in the object file).
-inline void prefetch_row(const float* row, int64_t n) {
-  const uintptr_t last = reinterpret_cast<uintptr_t>(row + n);
-  for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63}; a < last; a += 64)
-    asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(a)));
-}
 }  // namespace
 
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
@@ -102,8 +78,7 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
     // out of cache, against 13.5 GB/s in cache). Requesting the row a few KiB ahead keeps enough
     // misses in flight (3200x768 out of cache: 5.3 -> 6.7 GB/s). Rows of 16 KiB and more are
     // streamed well enough by the hardware prefetcher.
-    const int64_t ahead =
-        nc <= kPrefetchRowFloats ? std::max<int64_t>(2, kPrefetchBytes / (nc * 4)) : 0;
+    const int64_t ahead = nc <= kPrefetchRowFloats ? std::max<int64_t>(2, rows_ahead(nc)) : 0;
     const auto gather = [&](int64_t i, float* buf) {
       const float* srow = src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc;
       // A short row is a few cache lines: gathering from it directly beats copying it first.

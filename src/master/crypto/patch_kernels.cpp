@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "master/crypto/row_kernels.h"
+
 namespace tempo::crypto::patch {
 
 namespace {
@@ -18,19 +20,36 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
   const int64_t tiles = (plane + kTile - 1) / kTile;
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
-#pragma omp parallel for schedule(static) collapse(2) if (batch * plane * channels > 32768)
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const float* img = src + n * channels * plane;
-      const int64_t end = std::min(plane, (t + 1) * kTile);
-      for (int64_t pos = t * kTile; pos < end; ++pos) {
-        const auto p = static_cast<size_t>(n * plane + pos);
-        float* d = dst + static_cast<int64_t>(rows.index[p]) * channels;
-        const float rm = rows.mul[p];
-        for (int64_t l = 0; l < channels; ++l)
-          d[l] = img[static_cast<int64_t>(ci[l]) * plane + pos] * (rm * cm[l]);
+  // Rows are written at permuted positions: own the lines of the next tile's rows early.
+  const int64_t positions = batch * plane;
+#pragma omp parallel if (batch * plane * channels > 32768)
+  {
+    // The tile transposed to [kTile][channels] first: reading the channel planes directly, one
+    // line per channel 4 KiB apart, maps every line to the same L1 set and thrashes it. Each
+    // row is then a gather within one contiguous, L1-resident row.
+    std::vector<float> tile(static_cast<size_t>(kTile * channels));
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t t = 0; t < tiles; ++t) {
+        const float* img = src + n * channels * plane;
+        const int64_t begin = t * kTile, count = std::min(plane, begin + kTile) - begin;
+        // One line per channel plane, planes apart: more streams than the hardware prefetcher
+        // follows, so the lines of the tile after next are requested now.
+        const bool prefetch_ahead = begin + 3 * kTile <= plane;
+        for (int64_t c = 0; c < channels; ++c) {
+          const float* line = img + c * plane + begin;
+          if (prefetch_ahead) prefetch_row(line + 2 * kTile, kTile);
+          for (int64_t k = 0; k < count; ++k) tile[static_cast<size_t>(k * channels + c)] = line[k];
+        }
+        for (int64_t k = 0; k < count; ++k) {
+          const auto p = static_cast<size_t>(n * plane + begin + k);
+          if (static_cast<int64_t>(p) + kTile < positions)
+            prefetch_row(dst + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
+          gather_row(tile.data() + k * channels, ci, cm, rows.mul[p], channels,
+                     dst + static_cast<int64_t>(rows.index[p]) * channels);
+        }
       }
-    }
+  }
 }
 
 void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, int64_t plane,
@@ -38,6 +57,8 @@ void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, in
   const int64_t tiles = (plane + kTile - 1) / kTile;
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
+  // Rows are read at permuted positions: request the next tile's rows while this one is used.
+  const int64_t positions = batch * plane;
 #pragma omp parallel for schedule(static) collapse(2) if (batch * plane * channels > 32768)
   for (int64_t n = 0; n < batch; ++n)
     for (int64_t t = 0; t < tiles; ++t) {
@@ -46,6 +67,8 @@ void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, in
       float rm[kTile];
       for (int64_t k = 0; k < count; ++k) {
         const auto p = static_cast<size_t>(n * plane + begin + k);
+        if (static_cast<int64_t>(p) + kTile < positions)
+          prefetch_row(src + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
         srow[k] = src + static_cast<int64_t>(rows.index[p]) * channels;
         rm[k] = rows.mul[p];
       }
@@ -76,6 +99,9 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
   }
   const int64_t* of = off.data();
   const float* cm = cols.mul.data();
+  // Patch rows are written at permuted positions: own the lines of the rows a few positions
+  // ahead before the stores reach them (the store misses otherwise stall the pass).
+  const int64_t ahead = rows_ahead(kdim), positions = s.positions();
 #pragma omp parallel for schedule(static) collapse(2) if (s.positions() * kdim > 32768)
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t y = 0; y < oh; ++y) {
@@ -84,6 +110,9 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
       const bool rows_inside = iy0 >= 0 && iy0 + s.kh <= h;
       for (int64_t xo = 0; xo < ow; ++xo) {
         const auto p = static_cast<size_t>((n * oh + y) * ow + xo);
+        if (static_cast<int64_t>(p) + ahead < positions)
+          prefetch_row(
+              dst + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim, kdim);
         float* d = dst + static_cast<int64_t>(rows.index[p]) * kdim;
         const float rm = rows.mul[p];
         const int64_t ix0 = xo * sw - pw;
@@ -117,6 +146,8 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
   const int64_t taps = s.kh * s.kw;
+  // Patch rows are read at permuted positions: request the rows a few positions ahead.
+  const int64_t ahead = rows_ahead(kdim), positions = s.positions();
 #pragma omp parallel for schedule(static) collapse(2) if (s.positions() * kdim > 32768)
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -130,6 +161,10 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
       for (int64_t y = 0; y < oh; ++y)
         for (int64_t xo = 0; xo < ow; ++xo) {
           const auto p = static_cast<size_t>((n * oh + y) * ow + xo);
+          if (static_cast<int64_t>(p) + ahead < positions)
+            prefetch_row(
+                src + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim,
+                kdim);
           const float* srow = src + static_cast<int64_t>(rows.index[p]) * kdim;
           const float rm = rows.mul[p];
           for (int64_t q = q_begin; q < q_end; ++q) t[q] = srow[ci[q]] * (rm * cm[q]);
