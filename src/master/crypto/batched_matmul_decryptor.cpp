@@ -21,17 +21,23 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
   const int64_t plane = c.dim(1) * c.dim(2);
   Tensor out(c.shape());
   const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
-#pragma omp parallel if (outer)
-  {
+  auto unblind_entries = [&](int64_t first, int64_t step) {
     GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t b = first; b < batch; b += step) {
       const int32_t beta = key_.batch.inv_perm[static_cast<size_t>(b)];
       const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
       rows_map.set_decrypt(e.m, ScalePower::kInverse);
       cols_map.set_decrypt(e.n, ScalePower::kInverse);
       permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map);
     }
+  };
+  // Not `omp parallel if (outer)`: inside an inactive region permute_scale's own threads would
+  // form a nested team, which libgomp creates afresh each time.
+  if (outer) {
+#pragma omp parallel
+    unblind_entries(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    unblind_entries(0, 1);
   }
   return out;
 }

@@ -35,17 +35,23 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
   BlindedTensor out = BlindedTensor::allocate(t.shape());
   // Many small entries (attention heads): parallel over entries; few large ones: inside each.
   const bool outer = batch >= omp_get_max_threads() && !omp_in_parallel();
-#pragma omp parallel if (outer)
-  {
+  auto blind_entries = [&](int64_t first, int64_t step) {
     GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
-#pragma omp for schedule(static)
-    for (int64_t beta = 0; beta < batch; ++beta) {
+    for (int64_t beta = first; beta < batch; beta += step) {
       const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
       rows_map.set_encrypt(*ax.rows, ax.row_power);
       cols_map.set_encrypt(*ax.cols, ax.col_power);
       permute_scale(t.data() + key.batch.perm[static_cast<size_t>(beta)] * plane,
                     out.mutable_data() + beta * plane, 1, rows_map, cols_map);
     }
+  };
+  // Not `omp parallel if (outer)`: inside an inactive region permute_scale's own threads would
+  // form a nested team, which libgomp creates afresh each time.
+  if (outer) {
+#pragma omp parallel
+    blind_entries(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    blind_entries(0, 1);
   }
   return out;
 }

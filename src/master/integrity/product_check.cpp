@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include <omp.h>
+
 #include "master/crypto/csprng.h"
 #include "master/integrity/projection.h"
 #include "master/integrity/random_signs.h"
@@ -50,17 +52,23 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   // Threads over the batch only for large batched products (see kParallelElements).
   const bool over_batch =
       batch_ > 1 && batch_ * (a_rows * a_cols + b_rows * b_cols) >= kParallelElements;
-#pragma omp parallel if (over_batch)
-  {
-    // One pair of buffers per thread, not per entry: attention has hundreds of small entries.
+  // One pair of buffers per thread, not per entry: attention has hundreds of small entries.
+  auto project_entries = [&](int64_t first, int64_t step) {
     std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
-#pragma omp for schedule(static)
-    for (int64_t e = 0; e < batch_; ++e) {
+    for (int64_t e = first; e < batch_; e += step) {
       project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(),
               t, bv.data(), b_abs.data(), !over_batch);
       project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
               abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
     }
+  };
+  // Never an inactive `omp parallel if (false)` region here: the projections then start their
+  // own threads as a nested team, which libgomp creates afresh each time (~90 us a region).
+  if (over_batch) {
+#pragma omp parallel
+    project_entries(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    project_entries(0, 1);
   }
 }
 
@@ -81,11 +89,9 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
   const std::vector<double> ones(static_cast<size_t>(n), 1.0);
   std::vector<Worst> worst(static_cast<size_t>(batch_));
   const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
-#pragma omp parallel if (over_batch)
-  {
+  auto verify_entries = [&](int64_t first, int64_t step) {
     std::vector<double> cv(static_cast<size_t>(t * m)), c_abs(static_cast<size_t>(m));
-#pragma omp for schedule(static)
-    for (int64_t e = 0; e < batch_; ++e) {
+    for (int64_t e = first; e < batch_; e += step) {
       project(c.data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t,
               cv.data(), c_abs.data(), !over_batch);
       const double* abv = abv_.data() + e * t * m;
@@ -107,6 +113,12 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
       }
       worst[static_cast<size_t>(e)] = w;
     }
+  };
+  if (over_batch) {
+#pragma omp parallel
+    verify_entries(omp_get_thread_num(), omp_get_num_threads());
+  } else {
+    verify_entries(0, 1);
   }
   int64_t we = 0;
   for (int64_t e = 1; e < batch_; ++e)

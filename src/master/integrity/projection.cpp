@@ -11,70 +11,82 @@ namespace tempo::integrity {
 namespace {
 
 // Up to 4 rounds at a time: T+1 double accumulators per row stay in registers.
-// Runs body(i) for i in [0, n): on the OpenMP team when `threaded`, else as a plain loop. Not
-// an `omp parallel if (false)`: entering even a one-thread region costs about a microsecond,
-// as much as projecting one attention head.
-template <class Body>
-void for_each_index(int64_t n, bool threaded, const Body& body) {
-  if (threaded && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) body(i);
-  } else {
-    for (int64_t i = 0; i < n; ++i) body(i);
+template <int T>
+inline void project_row(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
+                        bool with_abs, double* out, double* out_abs, int64_t i) {
+  const float* row = m + i * K;
+  double acc[T] = {};
+  double acc_abs = 0.0;
+  if (with_abs) {
+#pragma omp simd reduction(+ : acc_abs)
+    for (int64_t j = 0; j < K; ++j) acc_abs += std::fabs(static_cast<double>(row[j])) * x_abs[j];
+    out_abs[i] = acc_abs;
   }
+  for (int r = 0; r < T; ++r) {
+    const double* xr = x + r * K;
+    double a = 0.0;
+#pragma omp simd reduction(+ : a)
+    for (int64_t j = 0; j < K; ++j) a += static_cast<double>(row[j]) * xr[j];
+    acc[r] = a;
+  }
+  for (int r = 0; r < T; ++r) out[r * R + i] = acc[r];
 }
 
+// Serial unless worth threads. Never `omp parallel for if (false)`: a one-thread region costs
+// about a microsecond, as much as projecting one attention head.
 template <int T>
 void project_rows(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                   bool with_abs, double* out, double* out_abs, bool parallel) {
-  for_each_index(R, parallel && R * K >= kParallelElements, [&](int64_t i) {
-    const float* row = m + i * K;
-    double acc[T] = {};
-    double acc_abs = 0.0;
-    if (with_abs) {
-#pragma omp simd reduction(+ : acc_abs)
-      for (int64_t j = 0; j < K; ++j) acc_abs += std::fabs(static_cast<double>(row[j])) * x_abs[j];
-      out_abs[i] = acc_abs;
-    }
-    for (int r = 0; r < T; ++r) {
-      const double* xr = x + r * K;
-      double a = 0.0;
-#pragma omp simd reduction(+ : a)
-      for (int64_t j = 0; j < K; ++j) a += static_cast<double>(row[j]) * xr[j];
-      acc[r] = a;
-    }
-    for (int r = 0; r < T; ++r) out[r * R + i] = acc[r];
-  });
+  if (parallel && R * K >= kParallelElements && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < R; ++i) project_row<T>(m, R, K, x, x_abs, with_abs, out, out_abs, i);
+  } else {
+    for (int64_t i = 0; i < R; ++i) project_row<T>(m, R, K, x, x_abs, with_abs, out, out_abs, i);
+  }
 }
 
-// op(M) = M^T with M stored [K, R]: each thread owns a block of outputs and streams all K rows.
+// op(M) = M^T with M stored [K, R]: each block of outputs streams all K rows.
+constexpr int64_t kBlock = 512;
+
+template <int T>
+inline void project_block(const float* m, int64_t R, int64_t K, const double* x,
+                          const double* x_abs, bool with_abs, double* out, double* out_abs,
+                          int64_t b) {
+  const int64_t i0 = b * kBlock, n = std::min(kBlock, R - i0);
+  double acc[T][kBlock];
+  double acc_abs[kBlock];
+  for (int r = 0; r < T; ++r) std::fill(acc[r], acc[r] + n, 0.0);
+  std::fill(acc_abs, acc_abs + n, 0.0);
+  for (int64_t j = 0; j < K; ++j) {
+    const float* row = m + j * R + i0;
+    if (with_abs) {
+      const double xa = x_abs[j];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) acc_abs[i] += std::fabs(static_cast<double>(row[i])) * xa;
+    }
+    for (int r = 0; r < T; ++r) {
+      const double xr = x[r * K + j];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) acc[r][i] += static_cast<double>(row[i]) * xr;
+    }
+  }
+  for (int r = 0; r < T; ++r) std::copy(acc[r], acc[r] + n, out + r * R + i0);
+  if (with_abs) std::copy(acc_abs, acc_abs + n, out_abs + i0);
+}
+
+// Each thread owns a block of outputs and streams all K rows.
 template <int T>
 void project_cols(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                   bool with_abs, double* out, double* out_abs, bool parallel) {
-  constexpr int64_t kBlock = 512;
   const int64_t blocks = (R + kBlock - 1) / kBlock;
-  for_each_index(blocks, parallel && R * K >= kParallelElements && blocks > 1, [&](int64_t b) {
-    const int64_t i0 = b * kBlock, n = std::min(kBlock, R - i0);
-    double acc[T][kBlock];
-    double acc_abs[kBlock];
-    for (int r = 0; r < T; ++r) std::fill(acc[r], acc[r] + n, 0.0);
-    std::fill(acc_abs, acc_abs + n, 0.0);
-    for (int64_t j = 0; j < K; ++j) {
-      const float* row = m + j * R + i0;
-      if (with_abs) {
-        const double xa = x_abs[j];
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) acc_abs[i] += std::fabs(static_cast<double>(row[i])) * xa;
-      }
-      for (int r = 0; r < T; ++r) {
-        const double xr = x[r * K + j];
-#pragma omp simd
-        for (int64_t i = 0; i < n; ++i) acc[r][i] += static_cast<double>(row[i]) * xr;
-      }
-    }
-    for (int r = 0; r < T; ++r) std::copy(acc[r], acc[r] + n, out + r * R + i0);
-    if (with_abs) std::copy(acc_abs, acc_abs + n, out_abs + i0);
-  });
+  if (parallel && R * K >= kParallelElements && blocks > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b)
+      project_block<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+  } else {
+    for (int64_t b = 0; b < blocks; ++b)
+      project_block<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+  }
 }
 
 template <int T>

@@ -69,10 +69,18 @@ Tensor PlainCompute::batched_matmul(const Tensor& a, const Tensor& b, bool trans
   const int64_t work = m * n * k;
   const bool over_batch =
       batch > 1 && batch * work >= (1 << 16) && (batch >= blas::num_threads() || work < (1 << 21));
-#pragma omp parallel for schedule(static) if (over_batch)
-  for (int64_t i = 0; i < batch; ++i)
+  const auto product = [&](int64_t i) {
     blas::gemm(trans_a, trans_b, m, n, k, 1.0f, a.data() + i * sa, b.data() + i * sb, 0.0f,
                c.data() + i * sc);
+  };
+  // Not `omp parallel for if (over_batch)`: OpenBLAS threads inside an inactive region form a
+  // nested team, which libgomp creates afresh for every GEMM.
+  if (over_batch) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i) product(i);
+  } else {
+    for (int64_t i = 0; i < batch; ++i) product(i);
+  }
   return c;
 }
 
