@@ -1,8 +1,10 @@
 #include "worker/cpu_backend.h"
 
-#include <cblas.h>
+#include <dnnl.h>
 #include <omp.h>
 
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "worker/omp_threads.h"
@@ -11,21 +13,21 @@ namespace tempo::worker {
 
 namespace {
 
-// Row-major C[m,n] = op(A)·op(B) with dense leading dimensions. Sizes were validated to be
-// positive and to fit in blasint.
+// Row-major C[m,n] = op(A)·op(B) with dense leading dimensions, through oneDNN's sgemm (faster
+// than OpenBLAS here: docs/notes/gemm-library.md). Sizes were validated to be positive.
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
            float* c) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
-              static_cast<blasint>(ta ? m : k), b, static_cast<blasint>(tb ? k : n), 0.0f, c,
-              static_cast<blasint>(n));
+  const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, ta ? m : k,
+                                      b, tb ? k : n, 0.0f, c, n);
+  if (st != dnnl_success)
+    throw std::runtime_error("oneDNN sgemm failed with status " + std::to_string(st));
 }
 
 std::string cpu_description(int threads) {
   const int n = threads > 0 ? threads : omp_get_max_threads();
   return "CPU, " + std::to_string(n) + " threads of " +
          std::to_string(std::thread::hardware_concurrency()) +
-         " hardware threads (OpenBLAS sgemm, oneDNN conv)";
+         " hardware threads (oneDNN sgemm and conv)";
 }
 
 }  // namespace

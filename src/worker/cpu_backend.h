@@ -1,4 +1,4 @@
-// The CPU compute backend: CBLAS products and oneDNN convolutions on blinded tensors.
+// The CPU compute backend: oneDNN products and convolutions on blinded tensors.
 #pragma once
 
 #include <memory>
@@ -9,7 +9,7 @@
 
 namespace tempo::worker {
 
-/// Runs the blinded products on the CPU: matrix products through OpenBLAS (cblas_sgemm),
+/// Runs the blinded products on the CPU: matrix products through oneDNN (dnnl_sgemm),
 /// convolutions through oneDNN with primitives cached per shape (DnnlConv).
 /// `threads` <= 0 uses omp_get_max_threads() of the calling thread.
 class CpuBackend final : public Backend {

@@ -1,7 +1,10 @@
 #include "master/core/blas.h"
 
-#include <cblas.h>
+#include <dnnl.h>
 #include <omp.h>
+
+#include <stdexcept>
+#include <string>
 
 namespace tempo::blas {
 
@@ -11,15 +14,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   if (lda < 0) lda = trans_a ? m : k;
   if (ldb < 0) ldb = trans_b ? k : n;
   if (ldc < 0) ldc = n;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b,
-              static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                                      lda, b, ldb, beta, c, ldc);
+  if (st != dnnl_success)
+    throw std::runtime_error("gemm: oneDNN sgemm failed (status " + std::to_string(st) + ") for " +
+                             std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k));
 }
 
 void set_num_threads(int threads) {
   if (threads <= 0) return;
-  openblas_set_num_threads(threads);
   omp_set_num_threads(threads);
 }
 
