@@ -148,6 +148,32 @@ TEST(CryptoCsprng, UniformStaysBelowBoundAndCoversIt) {
   EXPECT_THROW(rng.uniform(0), std::invalid_argument);
 }
 
+// For a bound of 3·2^30, 2^32 random words cannot map evenly onto the outputs: r mod bound
+// hits [0, 2^30) twice as often as the rest, and the high word of r·bound without rejection
+// hits one residue mod 3 twice as often. Both biases are 50 % against 33 %; the two chi-square
+// statistics (2 degrees of freedom, 60000 draws) would exceed 1000 under either.
+TEST(CryptoCsprng, UniformIsUnbiasedForABoundNearTwoToThe32) {
+  crypto::Csprng rng;
+  const uint32_t bound = 3U << 30;
+  std::array<int, 3> by_range{}, by_residue{};
+  constexpr int kDraws = 60000;
+  for (int i = 0; i < kDraws; ++i) {
+    const uint32_t v = rng.uniform(bound);
+    ASSERT_LT(v, bound);
+    ++by_range[v >> 30];
+    ++by_residue[v % 3];
+  }
+  auto chi2 = [](const std::array<int, 3>& c) {
+    const double e = kDraws / 3.0;
+    double x = 0.0;
+    for (int n : c) x += (n - e) * (n - e) / e;
+    return x;
+  };
+  // P(chi2 > 40) = 2e-9 for 2 degrees of freedom under uniformity.
+  EXPECT_LT(chi2(by_range), 40.0);
+  EXPECT_LT(chi2(by_residue), 40.0);
+}
+
 TEST(CryptoCsprng, TwoStreamsAreIndependentlyKeyed) {
   crypto::Csprng a, b;
   std::vector<uint32_t> va, vb;

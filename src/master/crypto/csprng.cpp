@@ -54,13 +54,20 @@ uint32_t Csprng::next_u32() {
 uint32_t Csprng::uniform(uint32_t upper_bound) {
   if (upper_bound == 0) throw std::invalid_argument("Csprng::uniform: upper bound 0");
   if (upper_bound < 2) return 0;
-  // As randombytes_uniform: 2^32 mod upper_bound values at the bottom would over-weight the
-  // smallest residues, so they are rejected (probability < 1/2 per draw).
-  const uint32_t min = (1U + ~upper_bound) % upper_bound;
-  uint32_t r;
-  do r = next_u32();
-  while (r < min);
-  return r % upper_bound;
+  // Lemire's multiply-and-reject (ACM TOMS 2019), unbiased like randombytes_uniform: the high
+  // word of r·bound is uniform on [0, bound) once the low words below 2^32 mod bound are
+  // rejected. Only those rare candidates need the division; each draw otherwise costs one
+  // multiplication (key generation draws two values per key entry).
+  uint64_t m = static_cast<uint64_t>(next_u32()) * upper_bound;
+  auto low = static_cast<uint32_t>(m);
+  if (low < upper_bound) {
+    const uint32_t threshold = (0U - upper_bound) % upper_bound;
+    while (low < threshold) {
+      m = static_cast<uint64_t>(next_u32()) * upper_bound;
+      low = static_cast<uint32_t>(m);
+    }
+  }
+  return static_cast<uint32_t>(m >> 32);
 }
 
 double Csprng::uniform_unit() {

@@ -1,6 +1,8 @@
 #include "master/crypto/key_generator.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -20,7 +22,8 @@ float KeyGenerator::draw_scale(Csprng& rng, bool with_sign) const {
     if (params_.distribution == ScaleDistribution::kPowerOfTwo) {
       const int e = static_cast<int>(rng.uniform(static_cast<uint32_t>(2 * params_.sigma + 1))) -
                     params_.sigma;
-      v = std::ldexp(1.0f, e);
+      // 2^e built from its exponent bits: exact, and sigma <= 60 keeps it a normal float.
+      v = std::bit_cast<float>(static_cast<uint32_t>(127 + e) << 23);
     } else {
       const double e = (2.0 * rng.uniform_unit() - 1.0) * params_.sigma;
       v = static_cast<float>(std::exp2(e));
