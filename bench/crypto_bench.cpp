@@ -92,33 +92,12 @@ void BM_MatmulDecrypt(benchmark::State& state) {
 }
 BENCHMARK(BM_MatmulDecrypt)->Args({4096, 4096})->UseRealTime();
 
-void BM_PermuteScaleKernel(benchmark::State& state) {
+// The kernel alone, into preallocated buffers. `cold`: source and destination out of cache, as
+// in a training step where each product's operands were written by another layer long before:
+// they cycle through copies totalling 256 MiB, so every row gathered comes from DRAM.
+void permute_scale_kernel(benchmark::State& state, bool cold) {
   const int64_t m = state.range(0), k = state.range(1);
-  const Tensor a = random_tensor({m, k});
-  Tensor out = Tensor::zeros({m, k});
-  const crypto::KeyGenerator gen;
-  const auto rows = crypto::GatherMap::encrypt(gen.dim_key(m), crypto::ScalePower::kScale);
-  const auto cols = crypto::GatherMap::encrypt(gen.dim_key(k), crypto::ScalePower::kScale);
-  for (auto _ : state) {
-    crypto::permute_scale(a.data(), out.data(), 1, rows, cols);
-    benchmark::DoNotOptimize(out.data());
-  }
-  set_bytes(state, m * k * 4);
-}
-BENCHMARK(BM_PermuteScaleKernel)
-    ->Args({4096, 4096})
-    ->Args({3200, 64})
-    ->Args({3200, 192})
-    ->Args({3200, 768})
-    ->Args({50, 64})
-    ->UseRealTime();
-
-// The same kernel with its source and destination out of cache, as in a training step where each
-// product's operands were written by another layer long before: the source cycles through copies
-// totalling 256 MiB, so every row it gathers from comes from DRAM.
-void BM_PermuteScaleKernelCold(benchmark::State& state) {
-  const int64_t m = state.range(0), k = state.range(1);
-  const int64_t copies = std::max<int64_t>(2, (int64_t{256} << 20) / (m * k * 4));
+  const int64_t copies = cold ? std::max<int64_t>(2, (int64_t{256} << 20) / (m * k * 4)) : 1;
   std::vector<Tensor> src, dst;
   for (int64_t c = 0; c < copies; ++c) {
     src.push_back(random_tensor({m, k}));
@@ -135,6 +114,17 @@ void BM_PermuteScaleKernelCold(benchmark::State& state) {
   }
   set_bytes(state, m * k * 4);
 }
+
+void BM_PermuteScaleKernel(benchmark::State& state) { permute_scale_kernel(state, false); }
+BENCHMARK(BM_PermuteScaleKernel)
+    ->Args({4096, 4096})
+    ->Args({3200, 64})
+    ->Args({3200, 192})
+    ->Args({3200, 768})
+    ->Args({50, 64})
+    ->UseRealTime();
+
+void BM_PermuteScaleKernelCold(benchmark::State& state) { permute_scale_kernel(state, true); }
 BENCHMARK(BM_PermuteScaleKernelCold)
     ->Args({4096, 4096})
     ->Args({3200, 64})

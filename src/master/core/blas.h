@@ -1,6 +1,6 @@
 // The engine's only GEMM entry point: row-major, over oneDNN's sgemm. oneDNN rather than OpenBLAS
 // because its JIT kernels use the CPU's widest vectors (AVX-512 where present, which Debian's
-// OpenBLAS 0.3.21 does not on AMD Zen 4): 1.7-3.5x faster on this project's shapes, measured
+// OpenBLAS 0.3.21 does not on AMD Zen 4): 1.6-3.5x faster on this project's shapes, measured
 // side by side (docs/notes/gemm-library.md). Inside an OpenMP parallel region it runs on the
 // calling thread.
 #pragma once

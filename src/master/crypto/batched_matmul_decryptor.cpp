@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "master/core/thread_team.h"
 #include "master/crypto/gather_map.h"
 
 namespace tempo::crypto {
@@ -31,14 +32,7 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
       permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map);
     }
   };
-  // Not `omp parallel if (outer)`: inside an inactive region permute_scale's own threads would
-  // form a nested team, which libgomp creates afresh each time.
-  if (outer) {
-#pragma omp parallel
-    unblind_entries(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    unblind_entries(0, 1);
-  }
+  run_on_team(outer, unblind_entries);
   return out;
 }
 

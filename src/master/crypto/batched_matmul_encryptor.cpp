@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "master/core/thread_team.h"
 #include "master/crypto/gather_map.h"
 
 namespace tempo::crypto {
@@ -45,14 +46,7 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
                     out.mutable_data() + beta * plane, 1, rows_map, cols_map);
     }
   };
-  // Not `omp parallel if (outer)`: inside an inactive region permute_scale's own threads would
-  // form a nested team, which libgomp creates afresh each time.
-  if (outer) {
-#pragma omp parallel
-    blind_entries(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    blind_entries(0, 1);
-  }
+  run_on_team(outer, blind_entries);
   return out;
 }
 }  // namespace

@@ -4,8 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include <omp.h>
-
+#include "master/core/thread_team.h"
 #include "master/crypto/csprng.h"
 #include "master/integrity/projection.h"
 #include "master/integrity/random_signs.h"
@@ -62,14 +61,7 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
               abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
     }
   };
-  // Never an inactive `omp parallel if (false)` region here: the projections then start their
-  // own threads as a nested team, which libgomp creates afresh each time (~90 us a region).
-  if (over_batch) {
-#pragma omp parallel
-    project_entries(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    project_entries(0, 1);
-  }
+  run_on_team(over_batch, project_entries);
 }
 
 CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
@@ -114,12 +106,7 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
       worst[static_cast<size_t>(e)] = w;
     }
   };
-  if (over_batch) {
-#pragma omp parallel
-    verify_entries(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    verify_entries(0, 1);
-  }
+  run_on_team(over_batch, verify_entries);
   int64_t we = 0;
   for (int64_t e = 1; e < batch_; ++e)
     if (worst[static_cast<size_t>(e)].ratio > worst[static_cast<size_t>(we)].ratio) we = e;
