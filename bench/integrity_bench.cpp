@@ -1,5 +1,6 @@
 // Throughput of the integrity checks' projections (src/master/integrity/projection.cpp) next to
-// memcpy of the same bytes: the check of a patch-mode product streams the patch matrix.
+// memcpy of the same bytes: the check of a patch-mode product streams the patch matrix, unless
+// its projection is computed from the plaintext input (BM_ProjectPatchMatrix compares the two).
 //   build-NAME/bench/integrity_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "master/core/random.h"
+#include "master/crypto/patch_conv_obfuscator.h"
 #include "master/integrity/projection.h"
 
 namespace {
@@ -67,6 +69,42 @@ void BM_MemcpySameBytes(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * 4);
 }
 BENCHMARK(BM_MemcpySameBytes)->Args({32768, 576})->UseRealTime();
+
+// The forward check's projection of a patch-mode X' (16 images, 3x3 same conv, C channels on an
+// HxW image, t = 1): arg 2 = 0 streams X' (integrity::project), 1 computes it from the plaintext
+// input (PatchConvForward::project_input; docs/integrity.md section 1). Shapes of resnet18's
+// layers 1-4 at batch 16. Bytes: those of X', whichever route.
+void BM_ProjectPatchMatrix(benchmark::State& state) {
+  const int64_t c = state.range(0), hw = state.range(1);
+  const bool from_input = state.range(2) != 0;
+  tempo::Tensor x({16, c, hw, hw}), w({c, c, 3, 3});
+  const std::vector<float> xs = random_floats(x.numel()), ws = random_floats(w.numel());
+  std::copy(xs.begin(), xs.end(), x.data());
+  std::copy(ws.begin(), ws.end(), w.data());
+  tempo::nn::ConvGeometry g;
+  g.pad_h = g.pad_w = 1;
+  const tempo::crypto::PatchConvForward fw = tempo::crypto::PatchConvObfuscator().encrypt(x, w, g);
+  const int64_t m = fw.x().dim(0), k = fw.x().dim(1);
+  const std::vector<double> v(static_cast<size_t>(k), 0.5), v_abs(static_cast<size_t>(k), 1.0);
+  std::vector<double> out(static_cast<size_t>(m)), out_abs(static_cast<size_t>(m));
+  for (auto _ : state) {
+    if (from_input) {
+      if (!fw.project_input(x, v.data(), v_abs.data(), 1, out.data(), out_abs.data()))
+        state.SkipWithError("project_input declined this shape");
+    } else {
+      tempo::integrity::project(fw.x().data(), m, k, false, v.data(), v_abs.data(), 1, out.data(),
+                                out_abs.data(), true);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m * k * 4);
+}
+BENCHMARK(BM_ProjectPatchMatrix)
+    ->ArgsProduct({{64}, {32}, {0, 1}})
+    ->ArgsProduct({{128}, {16}, {0, 1}})
+    ->ArgsProduct({{256}, {8}, {0, 1}})
+    ->Args({512, 4, 0})
+    ->UseRealTime();
 
 }  // namespace
 

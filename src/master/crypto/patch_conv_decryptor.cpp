@@ -33,13 +33,14 @@ Tensor PatchConvDecryptor::decrypt_output(const BlindedTensor& y) const {
   return out;
 }
 
-Tensor PatchConvDecryptor::decrypt_dx(const BlindedTensor& dp, const DimKey& dx_rows) const {
+Tensor PatchConvDecryptor::decrypt_dx(const BlindedTensor& dp, const DimKey& dx_rows,
+                                      const RowProjection* projection) const {
   expect_matrix(dp, shape_.positions(), shape_.patch(), "PatchConvDecryptor::decrypt_dx");
   if (dx_rows.size() != shape_.positions())
     throw std::invalid_argument("PatchConvDecryptor::decrypt_dx: row key size mismatch");
   Tensor dx = Tensor::zeros(shape_.input_shape());
   patch::unblind_col2im(dp.data(), shape_, GatherMap::decrypt(dx_rows, ScalePower::kInverse),
-                        GatherMap::decrypt(key_.k, ScalePower::kScale), dx.data());
+                        GatherMap::decrypt(key_.k, ScalePower::kScale), dx.data(), projection);
   return dx;
 }
 

@@ -5,6 +5,7 @@
 #include "master/core/tensor.h"
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -24,8 +25,10 @@ class PatchConvDecryptor {
 
   /// Y' [M, O] -> Y [N,O,H',W'].
   Tensor decrypt_output(const BlindedTensor& y) const;
-  /// dP' [M, K] -> dX [N,C,H,W], `dx_rows` the key given to encrypt_grad_for_dx.
-  Tensor decrypt_dx(const BlindedTensor& dp, const DimKey& dx_rows) const;
+  /// dP' [M, K] -> dX [N,C,H,W], `dx_rows` the key given to encrypt_grad_for_dx. With
+  /// `projection`, also fills it from the rows of dP' (for the integrity check, in the same pass).
+  Tensor decrypt_dx(const BlindedTensor& dp, const DimKey& dx_rows,
+                    const RowProjection* projection = nullptr) const;
   /// dW' [O, K] -> dW [O,C,kh,kw], `dw_out` the key given to encrypt_grad_for_dw.
   Tensor decrypt_dw(const BlindedTensor& dw, const DimKey& dw_out) const;
 

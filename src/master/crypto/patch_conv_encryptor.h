@@ -42,6 +42,14 @@ class PatchConvEncryptor {
   /// dY [N,O,H',W'] -> dY'2 [M, O], `dw_out` a fresh DimKey of size O.
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy, const DimKey& dw_out) const;
 
+  /// The projections A'·v_r (r < rounds) and |A'|·v_abs of A' = encrypt_input(x), computed from
+  /// x without forming A' (patch::project_blinded_patches), for the integrity checks: `vecs`
+  /// [rounds][K], `vec_abs` [K], `out` [rounds][M], `out_abs` [M]. Equal to projecting A' (up to
+  /// the summation order) when the key's scales are powers of two of magnitude at most 2^sigma
+  /// and no entry of A' under- or overflows; returns false when the latter may have happened.
+  bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
+                     double* out, double* out_abs, int sigma) const;
+
   const ConvShape& shape() const { return shape_; }
 
  private:

@@ -8,6 +8,7 @@
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/key_generator.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -35,12 +36,22 @@ class PatchConvForward {
     w_ = BlindedTensor();
   }
 
+  /// For the integrity checks: X'·v_r (r < rounds) and |X'|·v_abs computed from the plaintext
+  /// input `x` that X' was blinded from, reading x instead of the kh·kw times larger X'
+  /// (PatchConvEncryptor::project_input). Returns false when that may differ from projecting X'
+  /// itself: scales that are not powers of two (X' then carries rounding), or an entry of x so
+  /// small or large that its blinded value under- or overflowed; and where reading X' is as fast
+  /// (1x1 kernels, outputs narrower than 8).
+  bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
+                     double* out, double* out_abs) const;
+
   /// Y' [M, O] -> Y [N,O,H',W'].
   Tensor decrypt(const BlindedTensor& y) const;
   /// dY [N,O,H',W'] -> dY'1 [M, O] with a fresh position key (pi_m1, r1).
   BlindedTensor encrypt_grad_for_dx(const Tensor& dy);
-  /// dP' [M, K] -> dX [N,C,H,W] (decrypt fused with col2im).
-  Tensor decrypt_dx(const BlindedTensor& dp) const;
+  /// dP' [M, K] -> dX [N,C,H,W] (decrypt fused with col2im); with `projection`, also projects
+  /// the rows of dP' for its integrity check in the same pass.
+  Tensor decrypt_dx(const BlindedTensor& dp, const RowProjection* projection = nullptr) const;
   /// dY [N,O,H',W'] -> dY'2 [M, O] with a fresh output-channel key (pi_o2, u2).
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
   /// dW' [O, K] -> dW [O,C,kh,kw].

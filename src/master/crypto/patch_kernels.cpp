@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "master/crypto/row_kernels.h"
@@ -133,7 +134,7 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
 }
 
 void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
-                    const GatherMap& cols, float* dx) {
+                    const GatherMap& cols, float* dx, const RowProjection* projection) {
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
   const int64_t h = s.height, w = s.width, c_all = s.in_channels;
   const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
@@ -168,6 +169,7 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
           const float* srow = src + static_cast<int64_t>(rows.index[p]) * kdim;
           const float rm = rows.mul[p];
           for (int64_t q = q_begin; q < q_end; ++q) t[q] = srow[ci[q]] * (rm * cm[q]);
+          if (projection && b == 0) projection->project(srow, kdim, rows.index[p]);
           const int64_t iy0 = y * sh - ph, ix0 = xo * sw - pw;
           if (iy0 >= 0 && iy0 + s.kh <= h && ix0 >= 0 && ix0 + s.kw <= w) {
             for (int64_t c = c0; c < c1; ++c)
@@ -191,6 +193,173 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
             }
         }
     }
+}
+
+namespace {
+
+// Output columns per tile of project_blinded_patches: 8 doubles, two AVX2 registers per filter.
+constexpr int64_t kProjectTile = 8;
+
+/// One image's projections for R vectors (and, with Abs, the absolute one): `pad` is the image in
+/// double, zero-padded so that every window of every tile lies inside it ([C][hp][wp]); `filter`
+/// is [K][R + Abs]; acc [R + Abs][plane_out]. Each tile keeps its sums in registers over all K.
+/// Written with vector types: GCC 12 kept the sums of the plain-array version in memory.
+template <int R, bool Abs, int64_t Stride>
+void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp,
+                   const double* filter, double* acc) {
+  typedef double v4d __attribute__((vector_size(32)));
+  constexpr int F = R + (Abs ? 1 : 0);
+  const int64_t oh = s.out_h(), ow = s.out_w(), plane_out = oh * ow;
+  const int64_t sh = s.geometry.stride_h, sw = Stride > 0 ? Stride : s.geometry.stride_w;
+  typedef int64_t v4i __attribute__((vector_size(32)));
+  const v4i magnitude_bits = ~(v4i)(v4d{-0.0, -0.0, -0.0, -0.0});
+  auto load = [sw](const double* p) {
+    v4d v;
+    if (Stride == 1) {
+      __builtin_memcpy(&v, p, sizeof v);
+    } else {
+      v = v4d{p[0], p[sw], p[2 * sw], p[3 * sw]};
+    }
+    return v;
+  };
+  // Tiles of two output rows by kProjectTile columns: four independent sums per filter hide
+  // the latency of the additions.
+  for (int64_t oy = 0; oy < oh; oy += 2)
+    for (int64_t ox0 = 0; ox0 < ow; ox0 += kProjectTile) {
+      v4d sum[4][F] = {};
+      for (int64_t c = 0; c < s.in_channels; ++c)
+        for (int64_t i = 0; i < s.kh; ++i) {
+          const double* row0 = pad + (c * hp + oy * sh + i) * wp + ox0 * sw;
+          const double* row1 = row0 + sh * wp;
+          const double* f = filter + (c * s.kh + i) * s.kw * F;
+          for (int64_t j = 0; j < s.kw; ++j, f += F) {
+            const v4d v[4] = {load(row0 + j), load(row0 + j + 4 * sw), load(row1 + j),
+                              load(row1 + j + 4 * sw)};
+            for (int r = 0; r < R; ++r)
+              for (int k = 0; k < 4; ++k) sum[k][r] += f[r] * v[k];
+            if constexpr (Abs)
+              for (int k = 0; k < 4; ++k) sum[k][R] += f[R] * (v4d)((v4i)v[k] & magnitude_bits);
+          }
+        }
+      const int64_t n = std::min(kProjectTile, ow - ox0);
+      for (int dy = 0; dy < 2 && oy + dy < oh; ++dy)
+        for (int r = 0; r < F; ++r) {
+          double t[kProjectTile];
+          __builtin_memcpy(t, &sum[2 * dy][r], sizeof(v4d));
+          __builtin_memcpy(t + 4, &sum[2 * dy + 1][r], sizeof(v4d));
+          std::copy(t, t + n, acc + r * plane_out + (oy + dy) * ow + ox0);
+        }
+    }
+}
+
+template <int R, bool Abs>
+bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& rows,
+                           const GatherMap& cols, const double* vecs, const double* vec_abs,
+                           double* out, double* out_abs, double low, double high) {
+  constexpr int F = R + (Abs ? 1 : 0);
+  const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch(), plane_out = oh * ow;
+  const int64_t h = s.height, w = s.width, plane_in = h * w, channels = s.in_channels;
+  const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
+  const int64_t ph = s.geometry.pad_h, pw = s.geometry.pad_w;
+  const int64_t positions = s.positions();
+  // The filters in natural patch order q = (c, i, j), interleaved: filter[q][F].
+  std::vector<double> filter(static_cast<size_t>(F * kdim));
+  for (int64_t j = 0; j < kdim; ++j) {
+    const int64_t q = cols.index[static_cast<size_t>(j)];
+    const double m = cols.mul[static_cast<size_t>(j)];
+    for (int r = 0; r < R; ++r) filter[q * F + r] = m * vecs[r * kdim + j];
+    if constexpr (Abs) filter[q * F + R] = std::fabs(m) * vec_abs[j];
+  }
+  // Padded plane: rows cover every tap of every output row, columns every tap of every tile.
+  const int64_t tiles = (ow + kProjectTile - 1) / kProjectTile;
+  const int64_t hp =
+      std::max(h + ph, oh * sh + s.kh) + ph;  // one more output row: tiles are 2 high
+  const int64_t wp = std::max(w + pw, (tiles * kProjectTile - 1) * sw + s.kw) + pw;
+  const bool threaded =
+      !omp_in_parallel() && s.batch > 1 && positions * kdim * F >= (int64_t{1} << 22);
+  bool in_range = true;
+#pragma omp parallel if (threaded) reduction(&& : in_range)
+  {
+    std::vector<double> acc(static_cast<size_t>(F * plane_out));
+    std::vector<double> pad(static_cast<size_t>(channels * hp * wp), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.batch; ++n) {
+      int outside = 0;  // bitwise, not ||: the loop stays branch-free and vectorised
+      const float flow = static_cast<float>(low), fhigh = static_cast<float>(high);
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* img = x + (n * channels + c) * plane_in;
+        for (int64_t y = 0; y < h; ++y) {
+          double* dst = pad.data() + (c * hp + y + ph) * wp + pw;
+          const float* src = img + y * w;
+#pragma omp simd reduction(| : outside)
+          for (int64_t e = 0; e < w; ++e) {
+            const float a = std::fabs(src[e]);
+            dst[e] = src[e];
+            outside |= static_cast<int>((a < flow) & (a != 0.0f)) | static_cast<int>(!(a < fhigh));
+          }
+        }
+      }
+      if (outside) in_range = false;
+      if (sw == 1)
+        project_image<R, Abs, 1>(pad.data(), s, hp, wp, filter.data(), acc.data());
+      else
+        project_image<R, Abs, 0>(pad.data(), s, hp, wp, filter.data(), acc.data());
+      for (int64_t pos = 0; pos < plane_out; ++pos) {
+        const auto p = static_cast<size_t>(n * plane_out + pos);
+        const int64_t row = rows.index[p];
+        const double m = rows.mul[p];
+        for (int r = 0; r < R; ++r) out[r * positions + row] = m * acc[r * plane_out + pos];
+        if constexpr (Abs) out_abs[row] = std::fabs(m) * acc[R * plane_out + pos];
+      }
+    }
+  }
+  return in_range;
+}
+
+}  // namespace
+
+bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap& rows,
+                             const GatherMap& cols, const double* vecs, const double* vec_abs,
+                             int rounds, double* out, double* out_abs, double low, double high) {
+  const int64_t kdim = s.patch(), positions = s.positions();
+  bool in_range = true;
+  // Up to 4 vectors per pass (their sums stay in registers); the absolute one with the first.
+  for (int r0 = 0; r0 < rounds; r0 += 4) {
+    const double* v = vecs + r0 * kdim;
+    double* o = out + r0 * positions;
+    const bool first = r0 == 0;
+    switch (std::min(4, rounds - r0) * 2 + (first ? 1 : 0)) {
+      case 3:
+        in_range &=
+            project_patches_chunk<1, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 5:
+        in_range &=
+            project_patches_chunk<2, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 7:
+        in_range &=
+            project_patches_chunk<3, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 9:
+        in_range &=
+            project_patches_chunk<4, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 2:
+        project_patches_chunk<1, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 4:
+        project_patches_chunk<2, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      case 6:
+        project_patches_chunk<3, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+      default:
+        project_patches_chunk<4, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
+        break;
+    }
+  }
+  return in_range;
 }
 
 }  // namespace tempo::crypto::patch

@@ -5,6 +5,7 @@
 
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/gather_map.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto::patch {
 
@@ -29,7 +30,23 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
 
 /// Fused unblind + col2im: dx += col2im(dP) with dP[p][q] = src[rows.index[p]][cols.index[q]] *
 /// rows.mul[p] * cols.mul[q]; `cols` is a decryption map over patch columns. dx must be zeroed.
+/// With `projection`, also projects every row of src (RowProjection) while it is in cache.
 void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
-                    const GatherMap& cols, float* dx);
+                    const GatherMap& cols, float* dx, const RowProjection* projection = nullptr);
+
+/// The products A'·v_r (r < rounds) and |A'|·v_abs of the blinded patch matrix A' that
+/// im2col_blind(x, s, rows, cols) writes, computed from the NCHW input x without forming A':
+/// since A'[rows.index[p]][j] = rows.mul[p] · Patches[p][cols.index[j]] · cols.mul[j],
+///   (A'·v)[rows.index[p]] = rows.mul[p] · Σ_q Patches[p][q] · f[q],  f[cols.index[j]] =
+///   cols.mul[j]·v[j]
+/// is a one-filter convolution of x: it reads x (kh·kw times smaller than A') instead of A'.
+/// Accumulates in double. `vecs` is [rounds][patch], `vec_abs` [patch]; `out` [rounds][positions]
+/// and `out_abs` [positions] are indexed by blinded row, like a projection of A' itself. Equal to
+/// projecting A' exactly when the scales are powers of two (no rounding in A'), up to the
+/// summation order, as long as no entry of A' under- or overflowed: returns false when some
+/// entry of x is neither 0 nor in [low, high) in magnitude (the caller's bound for that).
+bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap& rows,
+                             const GatherMap& cols, const double* vecs, const double* vec_abs,
+                             int rounds, double* out, double* out_abs, double low, double high);
 
 }  // namespace tempo::crypto::patch

@@ -22,7 +22,8 @@ struct Worst {
 }  // namespace
 
 ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
-                           bool trans_b, int rounds, Precision precision)
+                           bool trans_b, int rounds, Precision precision,
+                           const OperandProjection& project_a, const OperandProjection& project_b)
     : rounds_(rounds), precision_(precision) {
   if (rounds < 1) throw std::invalid_argument("ProductCheck: rounds must be >= 1");
   const int rank = a.rank();
@@ -61,18 +62,44 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
               abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
     }
   };
+  if (batch_ == 1 && (project_a || project_b)) {
+    std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
+    if (!project_b || !project_b(signs_.data(), ones.data(), t, bv.data(), b_abs.data()))
+      project(b.data(), b_rows, b_cols, trans_b, signs_.data(), ones.data(), t, bv.data(),
+              b_abs.data(), true);
+    if (!project_a || !project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data()))
+      project(a.data(), a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t, abv_.data(),
+              ab_abs_.data(), true);
+    return;
+  }
   run_on_team(over_batch, project_entries);
 }
 
-CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
+CheckOutcome ProductCheck::check_shape(const BlindedTensor& c) const {
   CheckOutcome out;
   if (c.shape() != expected_ || c.numel() != expected_.numel()) {
     out.passed = false;
     out.worst_ratio = INFINITY;
     out.reason =
         "result has shape " + c.shape().to_string() + " instead of " + expected_.to_string();
-    return out;
   }
+  return out;
+}
+
+CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
+  CheckOutcome shape = check_shape(c);
+  if (!shape.passed) return shape;
+  return verify_entries(&c, nullptr, nullptr);
+}
+
+CheckOutcome ProductCheck::verify_projected(const double* cv, const double* c_abs) const {
+  if (batch_ != 1) throw std::logic_error("ProductCheck::verify_projected: batched product");
+  return verify_entries(nullptr, cv, c_abs);
+}
+
+CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* c_projected,
+                                          const double* c_projected_abs) const {
+  CheckOutcome out;
   const int t = rounds_;
   const int64_t m = m_, n = n_;
   const double g = dot_relative_bound(k_, precision_);
@@ -81,11 +108,18 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
   const std::vector<double> ones(static_cast<size_t>(n), 1.0);
   std::vector<Worst> worst(static_cast<size_t>(batch_));
   const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
-  auto verify_entries = [&](int64_t first, int64_t step) {
-    std::vector<double> cv(static_cast<size_t>(t * m)), c_abs(static_cast<size_t>(m));
+  auto check_entries = [&](int64_t first, int64_t step) {
+    std::vector<double> buffer(c ? static_cast<size_t>(t * m) : 0);
+    std::vector<double> buffer_abs(c ? static_cast<size_t>(m) : 0);
     for (int64_t e = first; e < batch_; e += step) {
-      project(c.data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t,
-              cv.data(), c_abs.data(), !over_batch);
+      const double* cv = c_projected;
+      const double* c_abs = c_projected_abs;
+      if (c) {
+        project(c->data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t,
+                buffer.data(), buffer_abs.data(), !over_batch);
+        cv = buffer.data();
+        c_abs = buffer_abs.data();
+      }
       const double* abv = abv_.data() + e * t * m;
       const double* ab_abs = ab_abs_.data() + e * m;
       Worst w;
@@ -106,7 +140,7 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
       worst[static_cast<size_t>(e)] = w;
     }
   };
-  run_on_team(over_batch, verify_entries);
+  run_on_team(over_batch, check_entries);
   int64_t we = 0;
   for (int64_t e = 1; e < batch_; ++e)
     if (worst[static_cast<size_t>(e)].ratio > worst[static_cast<size_t>(we)].ratio) we = e;

@@ -6,6 +6,7 @@
 #include "common/blinded_tensor.h"
 #include "master/integrity/check_outcome.h"
 #include "master/integrity/error_bound.h"
+#include "master/integrity/projection.h"
 
 namespace tempo::integrity {
 
@@ -25,13 +26,31 @@ namespace tempo::integrity {
 class ProductCheck {
  public:
   /// rounds >= 1. Throws std::invalid_argument when A and B do not chain (the master's own bug).
+  /// `project_a`, `project_b` (optional, unbatched products only) stand in for the passes over A
+  /// and B (see OperandProjection).
   ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,
-               int rounds, Precision precision = Precision::kFp32);
+               int rounds, Precision precision = Precision::kFp32,
+               const OperandProjection& project_a = {}, const OperandProjection& project_b = {});
 
   /// A C of the wrong shape, or with a non-finite entry, fails without a round.
   CheckOutcome verify(const BlindedTensor& c) const;
 
+  /// The same in two halves, for a result whose rows are projected by the kernel that decrypts
+  /// it (crypto::RowProjection, unbatched products only): check_shape(c) first (a C of the
+  /// wrong shape must not reach the kernel), then the kernel fills `cv` [rounds][m] and `c_abs`
+  /// [m] from C's rows with the vectors signs(), then verify_projected(cv, c_abs).
+  CheckOutcome check_shape(const BlindedTensor& c) const;
+  CheckOutcome verify_projected(const double* cv, const double* c_abs) const;
+  const double* signs() const { return signs_.data(); }
+  int rounds() const { return rounds_; }
+  int64_t rows() const { return m_; }
+  int64_t batch() const { return batch_; }
+
  private:
+  /// Verifies from C itself (c) or from its projections (c_projected, c_projected_abs).
+  CheckOutcome verify_entries(const BlindedTensor* c, const double* c_projected,
+                              const double* c_projected_abs) const;
+
   int rounds_;
   Precision precision_;
   int64_t batch_ = 1, m_ = 0, k_ = 0, n_ = 0;

@@ -6,6 +6,8 @@
 
 #include <omp.h>
 
+#include "master/crypto/row_projection.h"
+
 namespace tempo::integrity {
 
 namespace {
@@ -15,21 +17,8 @@ template <int T>
 inline void project_row(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                         bool with_abs, double* out, double* out_abs, int64_t i) {
   const float* row = m + i * K;
-  double acc[T] = {};
-  double acc_abs = 0.0;
-  if (with_abs) {
-#pragma omp simd reduction(+ : acc_abs)
-    for (int64_t j = 0; j < K; ++j) acc_abs += std::fabs(static_cast<double>(row[j])) * x_abs[j];
-    out_abs[i] = acc_abs;
-  }
-  for (int r = 0; r < T; ++r) {
-    const double* xr = x + r * K;
-    double a = 0.0;
-#pragma omp simd reduction(+ : a)
-    for (int64_t j = 0; j < K; ++j) a += static_cast<double>(row[j]) * xr[j];
-    acc[r] = a;
-  }
-  for (int r = 0; r < T; ++r) out[r * R + i] = acc[r];
+  if (with_abs) out_abs[i] = crypto::row_sum<true, true>(row, x_abs, K);
+  for (int r = 0; r < T; ++r) out[r * R + i] = crypto::row_sum<false, true>(row, x + r * K, K);
 }
 
 // Serial unless worth threads. Never `omp parallel for if (false)`: a one-thread region costs

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace tempo::integrity {
 
@@ -18,5 +19,13 @@ inline constexpr int64_t kParallelElements = int64_t{1} << 22;
 
 void project(const float* m, int64_t rows, int64_t cols, bool trans, const double* x,
              const double* x_abs, int rounds, double* out, double* out_abs, bool parallel);
+
+/// project() of one operand computed by other means than reading it, for an operand the master
+/// can project faster from what it was made of (patch mode: from the plaintext input, a fraction
+/// of the blinded patch matrix). Same arguments and result as project(m, ..., x, x_abs, rounds,
+/// out, out_abs); returns false when it could not guarantee the same result, and the check then
+/// reads the operand.
+using OperandProjection = std::function<bool(const double* x, const double* x_abs, int rounds,
+                                             double* out, double* out_abs)>;
 
 }  // namespace tempo::integrity

@@ -29,9 +29,14 @@ struct OperationSpec {
 /// convolutions the projection checks of conv_check.h.
 class ResultCheck {
  public:
+  /// `project_a`, `project_b`: see ProductCheck (products only).
   ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b, int rounds,
-              Precision precision);
+              Precision precision, const OperandProjection& project_a = {},
+              const OperandProjection& project_b = {});
   CheckOutcome verify(const BlindedTensor& result) const;
+  /// The product check, for verifying from projections a decryption kernel took (null for
+  /// convolutions).
+  const ProductCheck* product() const { return product_ ? &*product_ : nullptr; }
 
  private:
   OperationSpec spec_;

@@ -7,6 +7,13 @@
 
 namespace tempo::offload {
 
+namespace {
+using Clock = std::chrono::steady_clock;
+int64_t elapsed_ns(Clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+}
+}  // namespace
+
 OffloadEngine::OffloadEngine(WorkerChannel& worker, OffloadPolicy policy)
     : OffloadEngine(WorkerPool::of(worker), std::move(policy)) {}
 
@@ -131,30 +138,77 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
     if (!r.ok)
       throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer +
                                ": " + r.error);
+    op.result_bytes = r.result.bytes();
     return std::move(r.result);
   }
-  const integrity::IntegrityOptions& opt = integrity_.options();
-  using Clock = std::chrono::steady_clock;
-  auto elapsed_ns = [](Clock::time_point since) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
-  };
-  auto start = Clock::now();
   std::optional<integrity::ResultCheck> check;
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
+  std::optional<BlindedTensor> result = receive_checkable(op, layer, what, check);
+  if (!result) return std::nullopt;
+  const auto start = Clock::now();
+  const integrity::CheckOutcome outcome = check->verify(*result);
+  integrity_.add_check_time(elapsed_ns(start));
+  if (outcome.passed) {
+    integrity_.passed();
+    return result;
+  }
+  return after_failed_check(op, check, outcome, layer, what);
+}
+
+std::optional<Tensor> OffloadEngine::receive_decrypted(InFlight& op, const std::string& layer,
+                                                       const char* what,
+                                                       const FusedDecrypt& decrypt) {
+  if (!integrity_.enabled() || op.spec.op != protocol::Op::kMatMul) {
+    std::optional<BlindedTensor> result = receive_verified(op, layer, what);
+    if (!result) return std::nullopt;
+    return decrypt(*result, nullptr);
+  }
+  std::optional<integrity::ResultCheck> check;
+  std::optional<BlindedTensor> result = receive_checkable(op, layer, what, check);
+  if (!result) return std::nullopt;
+  const integrity::ProductCheck& product = *check->product();
+  integrity::CheckOutcome outcome = product.check_shape(*result);
+  if (outcome.passed) {
+    // The decryption kernel projects each row of the result as it reads it; the plaintext it
+    // wrote is used only if the projections then pass.
+    const int64_t m = product.rows();
+    std::vector<double> cv(static_cast<size_t>(product.rounds() * m));
+    std::vector<double> c_abs(static_cast<size_t>(m));
+    const crypto::RowProjection projection{product.signs(), product.rounds(), m, cv.data(),
+                                           c_abs.data()};
+    Tensor plaintext = decrypt(*result, &projection);
+    const auto start = Clock::now();
+    outcome = product.verify_projected(cv.data(), c_abs.data());
+    integrity_.add_check_time(elapsed_ns(start));
+    if (outcome.passed) {
+      integrity_.passed();
+      return plaintext;
+    }
+  }
+  std::optional<BlindedTensor> retried = after_failed_check(op, check, outcome, layer, what);
+  if (!retried) return std::nullopt;
+  return decrypt(*retried, nullptr);
+}
+
+std::optional<BlindedTensor> OffloadEngine::receive_checkable(
+    InFlight& op, const std::string& layer, const char* what,
+    std::optional<integrity::ResultCheck>& check) {
+  const integrity::IntegrityOptions& opt = integrity_.options();
+  const auto start = Clock::now();
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
   integrity_.add_check_time(elapsed_ns(start));
   protocol::Response response = op.response.get();
   if (response.unavailable) return no_worker(op, layer, what, response.error);
   if (!response.ok)
     throw std::runtime_error("worker rejected " + std::string(what) + " of layer " + layer + ": " +
                              response.error);
-  BlindedTensor result = std::move(response.result);
-  start = Clock::now();
-  integrity::CheckOutcome outcome = check->verify(result);
-  integrity_.add_check_time(elapsed_ns(start));
-  if (outcome.passed) {
-    integrity_.passed();
-    return result;
-  }
+  op.result_bytes = response.result.bytes();
+  return std::move(response.result);
+}
+
+std::optional<BlindedTensor> OffloadEngine::after_failed_check(
+    InFlight& op, std::optional<integrity::ResultCheck>& check,
+    const integrity::CheckOutcome& outcome, const std::string& layer, const char* what) {
+  const integrity::IntegrityOptions& opt = integrity_.options();
   integrity::IntegrityEvent event{layer, what, 1, outcome.worst_ratio, outcome.reason, ""};
   switch (opt.on_failure) {
     case integrity::FailureAction::kAbort:
@@ -190,7 +244,7 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
   retry.out_shape = op.spec.out_shape;
   retry.a = protocol::Operand::inline_tensor(op.a);
   retry.b = protocol::Operand::inline_tensor(op.b);
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
   auto pending = send(std::move(retry), liar + 1);
   protocol::Response r = pending.get();
   if (r.unavailable) return no_worker(op, layer, what, r.error);
@@ -202,12 +256,12 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
     return std::nullopt;
   }
   stats_.add(layer, op.a.bytes() + op.b.bytes(), r.result.bytes(), 0);
-  outcome = check->verify(r.result);
-  if (outcome.passed) {
+  const integrity::CheckOutcome again = check->verify(r.result);
+  if (again.passed) {
     integrity_.passed();
     return std::move(r.result);
   }
-  integrity_.failed({layer, what, 2, outcome.worst_ratio, outcome.reason, "local+quarantine"});
+  integrity_.failed({layer, what, 2, again.worst_ratio, again.reason, "local+quarantine"});
   integrity_.quarantine(pool_->quarantine(pending.worker()),
                         "layer " + layer + ", " + what + " failed its check twice");
   integrity_.computed_locally();

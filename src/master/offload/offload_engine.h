@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,8 +82,11 @@ class OffloadEngine {
     WorkerPool::Pending response;
     integrity::OperationSpec spec;
     BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
+    /// Optional faster projections of a and b for the check (integrity::OperandProjection).
+    integrity::OperandProjection project_a, project_b;
     int64_t sent_bytes = 0;
-    bool lost = false;  ///< set by receive_verified: no worker was left to compute it
+    int64_t result_bytes = 0;  ///< set on receipt: the size of the worker's (first) result
+    bool lost = false;         ///< set by receive_verified: no worker was left to compute it
   };
   /// Sends `request`, whose operands (inline or cached on the worker) are `a` and `b`, to worker
   /// `hint` (see send()).
@@ -96,6 +100,17 @@ class OffloadEngine {
   /// (rounds 0) it returns the result as is.
   std::optional<BlindedTensor> receive_verified(InFlight& op, const std::string& layer,
                                                 const char* what);
+
+  /// Decrypts a blinded result: `projection` null for a verified result; otherwise the function
+  /// must also fill it from the result's rows (crypto::RowProjection), which are not verified yet.
+  using FusedDecrypt =
+      std::function<Tensor(const BlindedTensor& result, const crypto::RowProjection* projection)>;
+  /// receive_verified() and decryption in one, for an unbatched product whose decryption kernel
+  /// can project the result's rows for the check as it reads them: saves the check's own pass
+  /// over the result. The plaintext is returned only once the check has passed (otherwise the
+  /// retried, verified result is decrypted); std::nullopt and the exceptions as receive_verified.
+  std::optional<Tensor> receive_decrypted(InFlight& op, const std::string& layer, const char* what,
+                                          const FusedDecrypt& decrypt);
 
   /// Checking enabled (rounds > 0): the Computes then keep the operands checks need.
   bool verifying() const { return integrity_.enabled(); }
@@ -116,6 +131,17 @@ class OffloadEngine {
   /// A result that cannot be had from any worker: nullopt under Fallback::kLocal, else throws.
   std::optional<BlindedTensor> no_worker(InFlight& op, const std::string& layer, const char* what,
                                          const std::string& why);
+  /// Prepares `check` (before waiting, so that it overlaps the worker's computation), then
+  /// awaits the result, unverified.
+  std::optional<BlindedTensor> receive_checkable(InFlight& op, const std::string& layer,
+                                                 const char* what,
+                                                 std::optional<integrity::ResultCheck>& check);
+  /// Acts on a failed check under the --on-integrity-failure policy: a re-sent and verified
+  /// result, or std::nullopt (compute in the TEE); throws under kAbort.
+  std::optional<BlindedTensor> after_failed_check(InFlight& op,
+                                                  std::optional<integrity::ResultCheck>& check,
+                                                  const integrity::CheckOutcome& outcome,
+                                                  const std::string& layer, const char* what);
 
   std::shared_ptr<WorkerPool> pool_;
   OffloadPolicy policy_;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "master/core/blas.h"
 #include "master/nn/plain_compute.h"
@@ -119,6 +120,19 @@ void add_into(Tensor& sum, const Tensor& t) {
   for (int64_t i = 0; i < n; ++i) s[i] += v[i];
 }
 
+/// A projection of a forward's blinded input X' for the checks that does not read X' (see
+/// integrity::OperandProjection): patch mode computes it from the plaintext input, a one-filter
+/// convolution of X instead of a pass over the kh·kw times larger patch matrix. Other modes: none.
+integrity::OperandProjection input_projection(const crypto::PatchConvForward& fw, const Tensor& x) {
+  return [&fw, &x](const double* v, const double* v_abs, int rounds, double* out, double* out_abs) {
+    return fw.project_input(x, v, v_abs, rounds, out, out_abs);
+  };
+}
+template <class Forward>
+integrity::OperandProjection input_projection(const Forward&, const Tensor&) {
+  return {};
+}
+
 /// Splits the batch over the live workers, blinds each shard under its own key, sends every
 /// shard before awaiting the first result (so blinding, transfers, the workers' products and
 /// unblinding overlap), then unblinds the shards in order. `encrypt(rows)` blinds one shard.
@@ -154,6 +168,7 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     sent[i] = bytes_of(fw.x()) + bytes_of(fw.w());
     ops[i] = verify ? engine.submit(std::move(r), fw.x(), fw.w(), sh.worker)
                     : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+    if (verify) ops[i].project_a = input_projection(fw, sh.x);
     if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
   std::vector<Tensor> pieces(plan_rows.size());
@@ -237,6 +252,9 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       b[i].dw_op = verify
                        ? engine.submit(std::move(r), std::move(a), std::move(bb), sh.worker)
                        : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+      if (verify)
+        (p.dw_cached_x_is_b ? b[i].dw_op->project_b : b[i].dw_op->project_a) =
+            input_projection(fw, sh.x);
     }
     if (!dx && !want_dw) {
       Request r;
@@ -261,11 +279,27 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
     } else {
       if (dx) {
         clock.phase(OffloadPhase::kWait);
-        auto g = engine.receive_verified(*b[i].dx_op, layer, "backward-data product");
+        OffloadEngine::InFlight& op = *b[i].dx_op;
+        std::optional<Tensor> d;
+        if constexpr (std::is_same_v<Forward, crypto::PatchConvForward>) {
+          // dP' is the largest result of all: its check's projections come from the col2im
+          // kernel that reads it anyway.
+          d = engine.receive_decrypted(
+              op, layer, "backward-data product",
+              [&](const BlindedTensor& g, const crypto::RowProjection* projection) {
+                clock.phase(OffloadPhase::kUnblind);
+                return sh.fw->decrypt_dx(g, projection);
+              });
+        } else {
+          std::optional<BlindedTensor> g =
+              engine.receive_verified(op, layer, "backward-data product");
+          clock.phase(OffloadPhase::kUnblind);
+          if (g) d = sh.fw->decrypt_dx(*g);
+        }
         clock.phase(OffloadPhase::kUnblind);
-        if (g) {
-          engine.stats().add(layer, b[i].sent_dx, g->bytes(), b[i].sent_dx + g->bytes());
-          *dx_i = sh.fw->decrypt_dx(*g);
+        if (d) {
+          engine.stats().add(layer, b[i].sent_dx, op.result_bytes, b[i].sent_dx + op.result_bytes);
+          *dx_i = std::move(*d);
         } else {
           local_backward(p, sh.x, s.w, b[i].dy, dx_i, nullptr);
         }

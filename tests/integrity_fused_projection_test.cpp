@@ -1,0 +1,228 @@
+// The integrity checks' projections taken elsewhere than in a pass of their own (docs/integrity.md,
+// "Where the projections come from"): patch mode's X' projected from the plaintext input, and
+// dP' projected by the col2im kernel that decrypts it. Each must equal the direct projection of
+// the blinded tensor, and a check built on them must still accept honest and reject wrong results.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "crypto_test_util.h"
+#include "master/crypto/crypto.h"
+#include "master/crypto/patch_conv_encryptor.h"
+#include "master/integrity/product_check.h"
+#include "master/integrity/projection.h"
+#include "master/integrity/random_signs.h"
+
+namespace tempo {
+namespace {
+
+using testing::worker_gemm;
+
+struct Case {
+  Shape x, w;
+  nn::ConvGeometry g;
+};
+// 3x3 same (output widths below, at and above the kernel's 8-wide tiles, odd heights), strided,
+// non-square kernels with asymmetric padding, 1x1.
+const std::vector<Case> kCases = {
+    {{2, 3, 7, 5}, {4, 3, 3, 3}, {1, 1, 1, 1}},   {{2, 3, 9, 19}, {5, 3, 3, 3}, {1, 1, 1, 1}},
+    {{3, 2, 12, 21}, {3, 2, 3, 3}, {2, 2, 1, 1}}, {{2, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}},
+    {{2, 4, 8, 8}, {6, 4, 1, 1}, {1, 1, 0, 0}},   {{1, 2, 16, 16}, {2, 2, 5, 3}, {1, 1, 2, 1}},
+};
+
+Tensor random_tensor(const Shape& s, Rng& rng) {
+  Tensor t(s);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(rng.normal());
+  return t;
+}
+
+std::vector<double> random_vectors(int64_t n, Rng& rng) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (double& e : v) e = rng.normal();
+  return v;
+}
+
+/// |a - b| within the rounding of two double sums of `terms` terms of magnitude `scale`.
+void expect_same_projection(const std::vector<double>& got, const std::vector<double>& want,
+                            const std::vector<double>& scale, int64_t terms) {
+  ASSERT_EQ(got.size(), want.size());
+  const double u = std::ldexp(1.0, -52) * static_cast<double>(terms + 2);
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_LE(std::fabs(got[i] - want[i]), u * scale[i % scale.size()]) << "entry " << i;
+}
+
+TEST(PatchInputProjection, EqualsProjectingTheBlindedPatchMatrix) {
+  Rng rng(5);
+  const crypto::KeyGenerator keygen;
+  for (const Case& c : kCases)
+    for (int rounds : {1, 2, 5}) {
+      SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
+                   std::to_string(rounds));
+      const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+      const int64_t m = s.positions(), k = s.patch();
+      const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
+      const crypto::PatchConvEncryptor enc(key, s);
+      const Tensor x = random_tensor(c.x, rng);
+      const BlindedTensor xb = enc.encrypt_input(x);
+      const std::vector<double> v = random_vectors(rounds * k, rng);
+      std::vector<double> v_abs(static_cast<size_t>(k));
+      for (int64_t j = 0; j < k; ++j)
+        v_abs[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)]);
+      std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
+      integrity::project(xb.data(), m, k, false, v.data(), v_abs.data(), rounds, want.data(),
+                         want_abs.data(), true);
+      std::vector<double> got(want.size(), NAN), got_abs(want_abs.size(), NAN);
+      ASSERT_TRUE(enc.project_input(x, v.data(), v_abs.data(), rounds, got.data(), got_abs.data(),
+                                    keygen.params().sigma));
+      // want_abs bounds every term's magnitude in both sums.
+      expect_same_projection(got, want, want_abs, k);
+      expect_same_projection(got_abs, want_abs, want_abs, k);
+    }
+}
+
+TEST(PatchInputProjection, RefusesInputsWhoseBlindedValuesMayUnderOrOverflow) {
+  const Case c = kCases[1];
+  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const crypto::KeyGenerator keygen;
+  const crypto::PatchConvKey key = keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels);
+  const crypto::PatchConvEncryptor enc(key, s);
+  const int sigma = keygen.params().sigma;
+  const std::vector<double> v(static_cast<size_t>(s.patch()), 1.0);
+  std::vector<double> out(static_cast<size_t>(s.positions())), out_abs(out.size());
+  Rng rng(6);
+  for (float bad : {1e-36f, 1e36f, std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()}) {
+    Tensor x = random_tensor(c.x, rng);
+    x[x.numel() / 2] = bad;
+    EXPECT_FALSE(enc.project_input(x, v.data(), v.data(), 1, out.data(), out_abs.data(), sigma))
+        << bad;
+  }
+  Tensor zeros = Tensor::zeros(c.x);  // exact zeros are fine
+  EXPECT_TRUE(enc.project_input(zeros, v.data(), v.data(), 1, out.data(), out_abs.data(), sigma));
+}
+
+TEST(PatchInputProjection, IsDeclinedForScalesThatAreNotPowersOfTwo) {
+  const Case c = kCases[1];
+  Rng rng(7);
+  const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+  crypto::ObfuscationParams log_uniform;
+  log_uniform.distribution = crypto::ScaleDistribution::kLogUniform;
+  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const std::vector<double> v(static_cast<size_t>(s.patch()), 1.0);
+  std::vector<double> out(static_cast<size_t>(s.positions())), out_abs(out.size());
+  EXPECT_FALSE(crypto::PatchConvObfuscator(log_uniform)
+                   .encrypt(x, w, c.g)
+                   .project_input(x, v.data(), v.data(), 1, out.data(), out_abs.data()));
+  EXPECT_TRUE(crypto::PatchConvObfuscator().encrypt(x, w, c.g).project_input(
+      x, v.data(), v.data(), 1, out.data(), out_abs.data()));
+}
+
+/// X' projected from the plaintext, for ProductCheck.
+integrity::OperandProjection projection_of(const crypto::PatchConvForward& fw, const Tensor& x) {
+  return [&fw, &x](const double* v, const double* v_abs, int rounds, double* out, double* out_abs) {
+    return fw.project_input(x, v, v_abs, rounds, out, out_abs);
+  };
+}
+
+TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
+  Rng rng(8);
+  const crypto::PatchConvObfuscator obf;
+  const Case c = kCases[1];
+  const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+  crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
+  const auto s = fw.shape();
+  const Tensor dy = random_tensor(s.output_shape(), rng);
+  const integrity::OperandProjection from_x = projection_of(fw, x);
+
+  // Forward: Y' = X'·W'ᵀ, X' the left operand.
+  BlindedTensor y = worker_gemm(fw.x(), fw.w(), false, true);
+  const integrity::ProductCheck forward(fw.x(), fw.w(), false, true, 1, integrity::Precision::kFp32,
+                                        from_x);
+  EXPECT_TRUE(forward.verify(y).passed);
+  y.mutable_data()[7] += 1.0f;
+  EXPECT_FALSE(forward.verify(y).passed);
+
+  // Backward-weights: dW' = dY'2ᵀ·X', X' the right operand.
+  const BlindedTensor g2 = fw.encrypt_grad_for_dw(dy);
+  BlindedTensor dw = worker_gemm(g2, fw.x(), true, false);
+  const integrity::ProductCheck weights(g2, fw.x(), true, false, 2, integrity::Precision::kFp32, {},
+                                        from_x);
+  EXPECT_TRUE(weights.verify(dw).passed);
+  dw.mutable_data()[3] *= -1.0f;
+  EXPECT_FALSE(weights.verify(dw).passed);
+
+  // A projection that declines leaves the check to read the operand itself.
+  const integrity::OperandProjection declines = [](const double*, const double*, int, double*,
+                                                   double*) { return false; };
+  const BlindedTensor y2 = worker_gemm(fw.x(), fw.w(), false, true);
+  EXPECT_TRUE(
+      integrity::ProductCheck(fw.x(), fw.w(), false, true, 1, integrity::Precision::kFp32, declines)
+          .verify(y2)
+          .passed);
+}
+
+TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {
+  Rng rng(9);
+  const crypto::PatchConvObfuscator obf;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
+    const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+    crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
+    const Tensor dy = random_tensor(fw.shape().output_shape(), rng);
+    const BlindedTensor dp = worker_gemm(fw.encrypt_grad_for_dx(dy), fw.w(), false, false);
+    const int64_t m = dp.dim(0), k = dp.dim(1);
+    const int rounds = 2;
+    const std::vector<double> v = random_vectors(rounds * k, rng);
+    const std::vector<double> ones(static_cast<size_t>(k), 1.0);
+    std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
+    integrity::project(dp.data(), m, k, false, v.data(), ones.data(), rounds, want.data(),
+                       want_abs.data(), true);
+    std::vector<double> got(want.size(), NAN), got_abs(want_abs.size(), NAN);
+    const crypto::RowProjection projection{v.data(), rounds, m, got.data(), got_abs.data()};
+    const Tensor dx_fused = fw.decrypt_dx(dp, &projection);
+    const Tensor dx = fw.decrypt_dx(dp);
+    ASSERT_EQ(dx_fused.shape(), dx.shape());
+    for (int64_t i = 0; i < dx.numel(); ++i) ASSERT_EQ(dx_fused[i], dx[i]) << i;
+    // Both are double sums of k float terms: equal up to the summation order.
+    double vmax = 0.0;
+    for (double e : v) vmax = std::max(vmax, std::fabs(e));
+    std::vector<double> scale(want_abs);
+    for (double& e : scale) e *= vmax;
+    expect_same_projection(got, want, scale, k);
+    expect_same_projection(got_abs, want_abs, want_abs, k);
+  }
+}
+
+TEST(FusedResultProjection, VerifyingFromItAcceptsHonestAndRejectsWrongResults) {
+  Rng rng(10);
+  const crypto::PatchConvObfuscator obf;
+  const Case c = kCases[2];
+  const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+  crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
+  const Tensor dy = random_tensor(fw.shape().output_shape(), rng);
+  const BlindedTensor g1 = fw.encrypt_grad_for_dx(dy);
+  const integrity::ProductCheck check(g1, fw.w(), false, false, 1, integrity::Precision::kFp32);
+  auto verify_fused = [&](const BlindedTensor& dp) {
+    EXPECT_TRUE(check.check_shape(dp).passed);
+    std::vector<double> cv(static_cast<size_t>(check.rows())), c_abs(cv.size());
+    const crypto::RowProjection projection{check.signs(), check.rounds(), check.rows(), cv.data(),
+                                           c_abs.data()};
+    fw.decrypt_dx(dp, &projection);
+    return check.verify_projected(cv.data(), c_abs.data());
+  };
+  BlindedTensor dp = worker_gemm(g1, fw.w(), false, false);
+  EXPECT_TRUE(verify_fused(dp).passed);
+  dp.mutable_data()[dp.numel() / 3] += 0.5f;
+  const integrity::CheckOutcome wrong = verify_fused(dp);
+  EXPECT_FALSE(wrong.passed);
+  EXPECT_GT(wrong.worst_ratio, 1.0);
+  dp.mutable_data()[0] = NAN;
+  EXPECT_FALSE(verify_fused(dp).passed);
+  const BlindedTensor wrong_shape = BlindedTensor::allocate({dp.dim(0), dp.dim(1) - 1});
+  EXPECT_FALSE(check.check_shape(wrong_shape).passed);
+}
+
+}  // namespace
+}  // namespace tempo
