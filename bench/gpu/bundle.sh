@@ -16,11 +16,12 @@ set -euo pipefail
 build=${1:-build-cuda}
 out=${2:-$build/gpu-bundle}
 bins=("$build/tempo" "$build/tests/cuda_backend_test")
+module=$build/libtempo_cuda.so
 for b in "${bins[@]}"; do
   [[ -x $b ]] || { echo "bundle.sh: $b is missing: build it first (docs/gpu.md)" >&2; exit 1; }
 done
-if ! readelf -d "$build/tempo" | grep -q 'libcudart'; then
-  echo "bundle.sh: $build/tempo has no CUDA backend (configure with -DTEMPO_CUDA=ON)" >&2
+if [[ ! -f $module ]] || ! readelf -d "$module" | grep -q 'libcudart'; then
+  echo "bundle.sh: $module is missing: no CUDA backend (configure with -DTEMPO_CUDA=ON)" >&2
   exit 1
 fi
 
@@ -33,16 +34,18 @@ for b in "${bins[@]}"; do
   cp "$b" "$out/bin/"
   strip --strip-unneeded "$out/bin/$(basename "$b")"
 done
+cp "$module" "$out/lib/"
+strip --strip-unneeded "$out/lib/$(basename "$module")"
 
 # Everything the binaries load, minus what the GPU machine has itself. The C runtime must come
 # from that machine (a copied libc does not mix with its loader); the CUDA libraries must match
 # its driver and are large (cuBLASLt alone is ~500 MB).
 skip='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libcudnn[a-z_]*|libnvrtc|libnvJitLink)\.so'
-ldd "${bins[@]}" | awk '/=> \// {print $1, $3}' | sort -u | while read -r name path; do
-  if [[ $name =~ $skip ]]; then continue; fi
+ldd "${bins[@]}" "$module" | awk '/=> \// {print $1, $3}' | sort -u | while read -r name path; do
+  if [[ $name =~ $skip || $name == libtempo_cuda.so ]]; then continue; fi
   cp -L "$path" "$out/lib/$name"
 done
-missing=$(ldd "${bins[@]}" | grep 'not found' || true)
+missing=$(ldd "${bins[@]}" "$module" | grep 'not found' || true)
 if [[ -n $missing ]]; then
   echo "bundle.sh: unresolved libraries here already:" >&2
   echo "$missing" >&2
@@ -54,7 +57,7 @@ fi
   echo "glibc needed: $(objdump -T "$out"/bin/* "$out"/lib/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
   echo "libstdc++ needed: $(objdump -T "$out"/bin/* "$out"/lib/* 2>/dev/null | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)"
   echo "left to the GPU machine:"
-  ldd "${bins[@]}" | awk '/=> \// {print "  " $1}' | sort -u | grep -E "$(echo "$skip" | sed 's/^\^/  /')" || true
+  ldd "${bins[@]}" "$module" | awk '/=> \// {print "  " $1}' | sort -u | grep -E "$(echo "$skip" | sed 's/^\^/  /')" || true
 } >"$out/MANIFEST"
 (cd "$out" && ls -l bin lib) >>"$out/MANIFEST"
 tar -C "$(dirname "$out")" -cf - "$(basename "$out")" | xz -T0 -6 >"$archive"

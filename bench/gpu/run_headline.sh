@@ -88,6 +88,7 @@ export LD_LIBRARY_PATH="$bundle/lib${cuda_dirs:+:$cuda_dirs}${LD_LIBRARY_PATH:+:
   cat "$bundle/MANIFEST" 2>/dev/null | head -3
   echo "--- ldd tempo"; ldd "$tempo"
   echo "--- ldd cuda_backend_test"; ldd "$test_bin"
+  echo "--- ldd libtempo_cuda.so (tempo loads it on demand)"; ldd "$bundle/lib/libtempo_cuda.so"
 } >"$out/env.txt" 2>&1
 if grep -q 'not found' "$out/env.txt"; then
   say "missing shared libraries (see env.txt):"

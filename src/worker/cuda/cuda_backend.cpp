@@ -1,4 +1,5 @@
 #include "worker/cuda/cuda_backend.h"
+#include "worker/cuda/cuda_module.h"
 
 #include <omp.h>
 
@@ -219,6 +220,16 @@ CudaBackend::~CudaBackend() {
 std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision, int copy_threads) {
   return std::make_unique<CudaBackend>(device, precision, copy_threads);
 }
+
+}  // namespace tempo::worker
+
+extern "C" [[gnu::visibility("default")]] const tempo::worker::CudaModule* tempo_cuda_module() {
+  static const tempo::worker::CudaModule module{tempo::worker::make_cuda_backend,
+                                                tempo::worker::cuda_device_problem};
+  return &module;
+}
+
+namespace tempo::worker {
 
 std::string to_json(const CudaBackendStats& s) {
   char buf[1024];

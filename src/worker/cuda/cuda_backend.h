@@ -88,8 +88,8 @@ class CudaBackend final : public Backend {
 /// "" when cuda:`device` can be opened, else why not ("no CUDA device: cudaGetDeviceCount ...").
 std::string cuda_device_problem(int device);
 
-/// A CudaBackend as a Backend: what make_backend("cuda:N") returns in programs linked with
-/// tempo_worker_cuda (backend_factory.cpp refers to it weakly, see there).
+/// A CudaBackend as a Backend: what make_backend("cuda:N") returns, through the shared library's
+/// CudaModule (cuda_module.h, loaded by backend_factory.cpp).
 std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision, int copy_threads);
 
 }  // namespace tempo::worker
