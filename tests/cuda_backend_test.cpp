@@ -7,11 +7,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "worker/backend.h"
@@ -28,6 +33,7 @@ using protocol::Operand;
 using protocol::Request;
 using protocol::Response;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 #ifdef TEMPO_HAVE_CUDA
@@ -400,6 +406,41 @@ TEST(CudaBackendFactory, AskingForCudaWhereItIsMissingGivesTheClearError) {
       EXPECT_EQ(e.what(), why);
     }
   }
+}
+
+/// Output and exit status of a shell command.
+std::pair<int, std::string> run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {-1, out};
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(CudaBackendFactory, TempoLoadsTheCudaLibraryOnlyWhenAskedAndSaysWhereItLooked) {
+#ifdef TEMPO_HAVE_CUDA
+  // `tempo` itself does not depend on the CUDA libraries: a master never maps them.
+  const auto [rc, needed] = run_command("readelf -d '" + std::string(TEMPO_BINARY) + "'");
+  ASSERT_EQ(rc, 0) << needed;
+  EXPECT_THAT(needed, Not(HasSubstr("libcudart"))) << needed;
+  EXPECT_THAT(needed, Not(HasSubstr("libcublas"))) << needed;
+  EXPECT_THAT(needed, Not(HasSubstr("libtempo_cuda"))) << needed;
+  // A copy of tempo without libtempo_cuda.so beside it refuses "cuda" and names the paths tried.
+  char dir[] = "/tmp/tempo-nocuda-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string copy = std::string(dir) + "/tempo";
+  ASSERT_EQ(run_command("cp '" + std::string(TEMPO_BINARY) + "' '" + copy + "'").first, 0);
+  const auto [status, out] = run_command("env -u TEMPO_CUDA_MODULE LD_LIBRARY_PATH= timeout 30 '" +
+                                         copy + "' worker --listen 127.0.0.1:0 --backend cuda");
+  run_command("rm -rf '" + std::string(dir) + "'");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_THAT(out, HasSubstr("CUDA backend (libtempo_cuda.so) could not be loaded")) << out;
+  EXPECT_THAT(out, HasSubstr("libtempo_cuda.so: cannot open shared object file")) << out;
+#else
+  GTEST_SKIP() << "built without the CUDA backend";
+#endif
 }
 
 TEST(CudaBackendFactory, MalformedBackendNamesAndPrecisionsAreRejected) {
