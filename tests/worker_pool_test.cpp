@@ -54,6 +54,7 @@ class KillableChannel final : public WorkerChannel {
     return inner_.submit(std::move(r));
   }
   protocol::Capabilities capabilities() override { return inner_.capabilities(); }
+  worker::WorkerCounters counters() const { return inner_.counters(); }
   void slow_down(std::chrono::milliseconds d) { delay_ = d; }
   void hold() {
     std::lock_guard lock(mu_);
@@ -194,6 +195,36 @@ TEST(WorkerPool, ARequestNamingACachedOperandGoesToTheWorkerHoldingIt) {
   Response r = second.get();
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(second.worker(), 1);
+}
+
+TEST(WorkerPool, AFreeOfAHandleAnotherWorkerHoldsIsForwardedToIt) {
+  // After a failover a layer's two cached operands can sit on different workers; the request
+  // that frees both goes to one of them, and the other must still drop its copy.
+  auto cs = channels(2);
+  WorkerPool pool(members(cs));
+  auto on0 = pool.submit(matmul(random_blinded({4, 5}, 1), random_blinded({5, 3}, 2), 7), 0);
+  auto on1 = pool.submit(matmul(random_blinded({4, 5}, 3), random_blinded({5, 3}, 4), 8), 1);
+  ASSERT_TRUE(on0.get().ok);
+  ASSERT_TRUE(on1.get().ok);
+  ASSERT_EQ(on0.worker(), 0);
+  ASSERT_EQ(on1.worker(), 1);
+  ASSERT_EQ(cs[1]->counters().cached_tensors, 1);
+  Request last;
+  last.op = Op::kMatMul;
+  last.a = Operand::cached(7);
+  last.b = Operand::inline_tensor(random_blinded({5, 2}, 5));
+  last.free_handles = {7, 8};
+  auto pending = pool.submit(std::move(last), 0);
+  const Response r = pending.get();
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(pending.worker(), 0);
+  // Worker 1 runs its requests in order: once a later one is answered, the free has run.
+  auto later = pool.submit(matmul(random_blinded({2, 5}, 6), random_blinded({5, 2}, 7)), 1);
+  ASSERT_TRUE(later.get().ok);
+  ASSERT_EQ(later.worker(), 1);
+  EXPECT_EQ(cs[0]->counters().cached_tensors, 0);
+  EXPECT_EQ(cs[1]->counters().cached_tensors, 0);
+  EXPECT_EQ(pool.counters().frees_forwarded, 1);
 }
 
 TEST(WorkerPool, InFlightWorkOfAKilledWorkerIsResentAndItsCachedOperandsReuploaded) {

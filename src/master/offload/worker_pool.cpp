@@ -62,7 +62,8 @@ WorkerPool::~WorkerPool() {
   if (readmitter_.joinable()) readmitter_.join();
 }
 
-int WorkerPool::route(protocol::Request& r, int hint) {
+int WorkerPool::route(protocol::Request& r, int hint,
+                      std::vector<std::pair<int, protocol::Handle>>* elsewhere) {
   const int n = size();
   auto live = [&](int w) {
     return w >= 0 && w < n && members_[static_cast<size_t>(w)].state == State::kLive;
@@ -95,13 +96,17 @@ int WorkerPool::route(protocol::Request& r, int hint) {
     *o = protocol::Operand::inline_tensor(it->second.tensor, freed(h) ? 0 : h);
     ++counters_.reuploaded;
   }
-  // Only handles the target holds (or takes now) can be freed there.
+  // Only handles the target holds (or takes now) can be freed there; another live worker's
+  // are freed by a request of their own (dispatch), or they would stay in its cache for good.
   std::vector<protocol::Handle> frees;
   for (protocol::Handle h : r.free_handles) {
     auto it = cached_.find(h);
     const bool taken_now =
         (r.a.handle == h && !r.a.tensor.empty()) || (r.b.handle == h && !r.b.tensor.empty());
-    if (taken_now || (it != cached_.end() && it->second.worker == target)) frees.push_back(h);
+    if (taken_now || (it != cached_.end() && it->second.worker == target))
+      frees.push_back(h);
+    else if (it != cached_.end() && live(it->second.worker))
+      elsewhere->emplace_back(it->second.worker, h);
   }
   r.free_handles = std::move(frees);
   return target;
@@ -110,10 +115,27 @@ int WorkerPool::route(protocol::Request& r, int hint) {
 void WorkerPool::dispatch(Pending& p, int hint) {
   protocol::Request r = p.request_;  // shares the tensors' storage
   std::shared_ptr<WorkerChannel> channel;
+  std::vector<std::pair<std::shared_ptr<WorkerChannel>, protocol::Request>> stray_frees;
   int target;
   {
     std::lock_guard lock(mu_);
-    target = route(r, hint);
+    std::vector<std::pair<int, protocol::Handle>> elsewhere;
+    target = route(r, hint, &elsewhere);
+    for (const auto& [worker, handle] : elsewhere) {
+      auto it = std::find_if(stray_frees.begin(), stray_frees.end(), [&](const auto& f) {
+        return f.first == members_[static_cast<size_t>(worker)].channel;
+      });
+      if (it == stray_frees.end()) {
+        protocol::Request free;
+        free.op = protocol::Op::kFree;
+        free.id = kPoolRequestIds | next_pool_request_++;
+        stray_frees.emplace_back(members_[static_cast<size_t>(worker)].channel, std::move(free));
+        it = std::prev(stray_frees.end());
+      }
+      it->second.free_handles.push_back(handle);
+      cached_.erase(handle);
+      ++counters_.frees_forwarded;
+    }
     if (target == -2) {
       p.worker_ = -1;
       p.future_ = ready(unavailable_response(
@@ -141,6 +163,8 @@ void WorkerPool::dispatch(Pending& p, int hint) {
   p.worker_ = target;
   p.submitted_ = Clock::now();
   p.cost_bytes_ = inline_bytes(r);
+  // Forwarded frees are not awaited: a worker that cannot free a handle has lost it already.
+  for (auto& [stray, free] : stray_frees) stray->submit(std::move(free));
   if (r.op == protocol::Op::kFree && r.free_handles.empty()) {
     protocol::Response ok;
     ok.id = r.id;

@@ -98,6 +98,7 @@ class WorkerPool {
     int64_t resent = 0;      ///< requests re-sent after their worker was lost
     int64_t reuploaded = 0;  ///< cached operands sent again to the worker that took over
     int64_t deaths = 0, readmissions = 0;
+    int64_t frees_forwarded = 0;  ///< frees sent to the worker that held the handle
   };
   Counters counters();
   /// Per worker: name, state, measured throughput, requests answered.
@@ -122,8 +123,11 @@ class WorkerPool {
   };
 
   /// Picks the live worker for `request` and rewrites its cached references and frees for it.
-  /// Returns -1 when no worker is live. Caller holds mu_.
-  int route(protocol::Request& request, int hint);
+  /// Returns -1 when no worker is live. Frees of handles that another live worker holds (after a
+  /// failover split a layer's operands) are moved to `elsewhere` as (worker, handle). Caller
+  /// holds mu_.
+  int route(protocol::Request& request, int hint,
+            std::vector<std::pair<int, protocol::Handle>>* elsewhere);
   void dispatch(Pending& p, int hint);
   void lost(int worker, uint64_t generation, const std::string& why);
   void answered(Pending& p, const protocol::Response& r);
@@ -136,6 +140,9 @@ class WorkerPool {
   bool stopping_ = false;
   std::unordered_map<protocol::Handle, Cached> cached_;
   Counters counters_;
+  /// Ids of the pool's own requests (forwarded frees): high bit set, apart from the engine's.
+  static constexpr uint64_t kPoolRequestIds = uint64_t{1} << 63;
+  uint64_t next_pool_request_ = 1;
   std::thread readmitter_;
 };
 
