@@ -1,11 +1,14 @@
 // The integrity checks' projections taken elsewhere than in a pass of their own (docs/integrity.md,
 // "Where the projections come from"): patch mode's X' projected from the plaintext input, and
-// dP' projected by the col2im kernel that decrypts it. Each must equal the direct projection of
-// the blinded tensor, and a check built on them must still accept honest and reject wrong results.
+// the results (dP', Y', a Linear layer's Y' and dX') projected by the kernels that decrypt them.
+// Each must equal the direct projection of the blinded tensor, and a check built on them must still
+// accept honest and reject wrong results.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "crypto_test_util.h"
@@ -67,9 +70,12 @@ TEST(PatchInputProjection, EqualsProjectingTheBlindedPatchMatrix) {
       const Tensor x = random_tensor(c.x, rng);
       const BlindedTensor xb = enc.encrypt_input(x);
       const std::vector<double> v = random_vectors(rounds * k, rng);
-      std::vector<double> v_abs(static_cast<size_t>(k));
-      for (int64_t j = 0; j < k; ++j)
-        v_abs[static_cast<size_t>(j)] = std::fabs(v[static_cast<size_t>(j)]);
+      // v_abs >= |v_r| for every round: want_abs then bounds the terms of every round's sums.
+      std::vector<double> v_abs(static_cast<size_t>(k), 0.0);
+      for (int r = 0; r < rounds; ++r)
+        for (int64_t j = 0; j < k; ++j)
+          v_abs[static_cast<size_t>(j)] =
+              std::max(v_abs[static_cast<size_t>(j)], std::fabs(v[static_cast<size_t>(r * k + j)]));
       std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
       integrity::project(xb.data(), m, k, false, v.data(), v_abs.data(), rounds, want.data(),
                          want_abs.data(), true);
@@ -119,6 +125,15 @@ TEST(PatchInputProjection, IsDeclinedForScalesThatAreNotPowersOfTwo) {
       x, v.data(), v.data(), 1, out.data(), out_abs.data()));
 }
 
+/// Adds to entry `index` of a matrix the absolute sum of its row plus one: an error far above any
+/// tolerance whatever the blinding scales of that row (a fixed offset could fall below it).
+void corrupt(BlindedTensor& t, int64_t index) {
+  const int64_t cols = t.dim(1), row = index / cols;
+  double mass = 1.0;
+  for (int64_t j = 0; j < cols; ++j) mass += std::fabs(t.data()[row * cols + j]);
+  t.mutable_data()[index] += static_cast<float>(mass);
+}
+
 /// X' projected from the plaintext, for ProductCheck.
 integrity::OperandProjection projection_of(const crypto::PatchConvForward& fw, const Tensor& x) {
   return [&fw, &x](const double* v, const double* v_abs, int rounds, double* out, double* out_abs) {
@@ -141,7 +156,7 @@ TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
   const integrity::ProductCheck forward(fw.x(), fw.w(), false, true, 1, integrity::Precision::kFp32,
                                         from_x);
   EXPECT_TRUE(forward.verify(y).passed);
-  y.mutable_data()[7] += 1.0f;
+  corrupt(y, 7);
   EXPECT_FALSE(forward.verify(y).passed);
 
   // Backward-weights: dW' = dY'2ᵀ·X', X' the right operand.
@@ -150,7 +165,7 @@ TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
   const integrity::ProductCheck weights(g2, fw.x(), true, false, 2, integrity::Precision::kFp32, {},
                                         from_x);
   EXPECT_TRUE(weights.verify(dw).passed);
-  dw.mutable_data()[3] *= -1.0f;
+  corrupt(dw, 3);
   EXPECT_FALSE(weights.verify(dw).passed);
 
   // A projection that declines leaves the check to read the operand itself.
@@ -195,6 +210,58 @@ TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {
   }
 }
 
+/// Decrypting `c` with a RowProjection gives the plaintext of decrypting it without one, and
+/// projections equal to projecting c's rows directly.
+template <class Decrypt>
+void expect_fused_decryption_projects_rows(const BlindedTensor& c, Decrypt decrypt, Rng& rng) {
+  const int64_t m = c.dim(0), n = c.dim(1);
+  const int rounds = 2;
+  const std::vector<double> v = random_vectors(rounds * n, rng);
+  const std::vector<double> ones(static_cast<size_t>(n), 1.0);
+  std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
+  integrity::project(c.data(), m, n, false, v.data(), ones.data(), rounds, want.data(),
+                     want_abs.data(), true);
+  std::vector<double> got(want.size(), NAN), got_abs(want_abs.size(), NAN);
+  const crypto::RowProjection projection{v.data(), rounds, m, got.data(), got_abs.data()};
+  const Tensor fused = decrypt(c, &projection);
+  const Tensor plain = decrypt(c, nullptr);
+  ASSERT_EQ(fused.shape(), plain.shape());
+  for (int64_t i = 0; i < plain.numel(); ++i) ASSERT_EQ(fused[i], plain[i]) << i;
+  double vmax = 0.0;
+  for (double e : v) vmax = std::max(vmax, std::fabs(e));
+  std::vector<double> scale(want_abs);
+  for (double& e : scale) e *= vmax;
+  expect_same_projection(got, want, scale, n);
+  expect_same_projection(got_abs, want_abs, want_abs, n);
+}
+
+TEST(FusedResultProjection, ProductAndPatchForwardDecryptionsProjectTheRowsTheyRead) {
+  Rng rng(11);
+  for (const auto& [m, k, n] : {std::tuple{7, 5, 3}, {64, 300, 40}, {33, 20, 600}}) {
+    SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
+    const Tensor x = random_tensor({m, k}, rng), w = random_tensor({k, n}, rng);
+    crypto::MatmulForward fw = crypto::MatmulObfuscator().encrypt(x, w);
+    expect_fused_decryption_projects_rows(
+        worker_gemm(fw.x(), fw.w(), false, false),
+        [&](const BlindedTensor& c, const crypto::RowProjection* p) { return fw.decrypt(c, p); },
+        rng);
+    const BlindedTensor g = fw.encrypt_grad_for_dx(random_tensor({m, n}, rng));
+    expect_fused_decryption_projects_rows(
+        worker_gemm(g, fw.w(), false, true),
+        [&](const BlindedTensor& c, const crypto::RowProjection* p) { return fw.decrypt_dx(c, p); },
+        rng);
+  }
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
+    const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+    crypto::PatchConvForward fw = crypto::PatchConvObfuscator().encrypt(x, w, c.g);
+    expect_fused_decryption_projects_rows(
+        worker_gemm(fw.x(), fw.w(), false, true),
+        [&](const BlindedTensor& y, const crypto::RowProjection* p) { return fw.decrypt(y, p); },
+        rng);
+  }
+}
+
 TEST(FusedResultProjection, VerifyingFromItAcceptsHonestAndRejectsWrongResults) {
   Rng rng(10);
   const crypto::PatchConvObfuscator obf;
@@ -214,7 +281,7 @@ TEST(FusedResultProjection, VerifyingFromItAcceptsHonestAndRejectsWrongResults) 
   };
   BlindedTensor dp = worker_gemm(g1, fw.w(), false, false);
   EXPECT_TRUE(verify_fused(dp).passed);
-  dp.mutable_data()[dp.numel() / 3] += 0.5f;
+  corrupt(dp, dp.numel() / 3);
   const integrity::CheckOutcome wrong = verify_fused(dp);
   EXPECT_FALSE(wrong.passed);
   EXPECT_GT(wrong.worst_ratio, 1.0);

@@ -63,7 +63,9 @@ constexpr int64_t kPrefetchRowFloats = 1024;
 }  // namespace
 
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
-                   const GatherMap& cols) {
+                   const GatherMap& cols, const RowProjection* projection) {
+  if (projection != nullptr && plane != 1)
+    throw std::logic_error("permute_scale: row projections need plane 1");
   const int64_t nr = rows.size(), nc = cols.size();
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
@@ -80,7 +82,9 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
     // streamed well enough by the hardware prefetcher.
     const int64_t ahead = nc <= kPrefetchRowFloats ? std::max<int64_t>(2, rows_ahead(nc)) : 0;
     const auto gather = [&](int64_t i, float* buf) {
-      const float* srow = src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc;
+      const int64_t source_row = rows.index[static_cast<size_t>(i)];
+      const float* srow = src + source_row * nc;
+      if (projection != nullptr) projection->project(srow, nc, source_row);
       // A short row is a few cache lines: gathering from it directly beats copying it first.
       if (nc > kStagedRowFloats) {
         std::memcpy(buf, srow, static_cast<size_t>(nc) * sizeof(float));
@@ -152,10 +156,10 @@ BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& col
 }
 
 Tensor unblind(const BlindedTensor& t, const GatherMap& rows, const GatherMap& cols,
-               const char* what) {
+               const char* what, const RowProjection* projection) {
   const int64_t plane = plane_of(t.shape(), rows, cols, what);
   Tensor out(t.shape());
-  permute_scale(t.data(), out.data(), plane, rows, cols);
+  permute_scale(t.data(), out.data(), plane, rows, cols, projection);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/dim_key.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -34,17 +35,18 @@ struct GatherMap {
 /// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j] for a
 /// [rows.size(), cols.size(), plane] tensor stored densely (src has the same extents as dst).
 /// One read and one write per element; OpenMP over rows (serial when called inside a parallel
-/// region or for small sizes).
+/// region or for small sizes). With `projection` (plane 1 only), also projects every source row
+/// (RowProjection) while it is in cache.
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
-                   const GatherMap& cols);
+                   const GatherMap& cols, const RowProjection* projection = nullptr);
 
 /// permute_scale of a plaintext tensor of shape [rows, cols, ...] (trailing dims form the plane)
 /// into a new blinded tensor of the same shape. Throws std::invalid_argument (naming `what`)
 /// when dims 0 and 1 do not match the maps.
 BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols,
                     const char* what);
-/// The same from a blinded tensor into a new plaintext one.
+/// The same from a blinded tensor into a new plaintext one (`projection`: see permute_scale).
 Tensor unblind(const BlindedTensor& t, const GatherMap& rows, const GatherMap& cols,
-               const char* what);
+               const char* what, const RowProjection* projection = nullptr);
 
 }  // namespace tempo::crypto

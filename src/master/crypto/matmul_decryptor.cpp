@@ -15,18 +15,19 @@ void expect_rank2(const BlindedTensor& t, const char* what) {
 }
 }  // namespace
 
-Tensor MatmulDecryptor::decrypt(const BlindedTensor& c) const {
+Tensor MatmulDecryptor::decrypt(const BlindedTensor& c, const RowProjection* projection) const {
   const char* what = "MatmulDecryptor::decrypt";
   expect_rank2(c, what);
   return unblind(c, GatherMap::decrypt(key_.m, ScalePower::kInverse),
-                 GatherMap::decrypt(key_.n, ScalePower::kInverse), what);
+                 GatherMap::decrypt(key_.n, ScalePower::kInverse), what, projection);
 }
 
-Tensor MatmulDecryptor::decrypt_da(const BlindedTensor& da, const DimKey& da_rows) const {
+Tensor MatmulDecryptor::decrypt_da(const BlindedTensor& da, const DimKey& da_rows,
+                                   const RowProjection* projection) const {
   const char* what = "MatmulDecryptor::decrypt_da";
   expect_rank2(da, what);
   return unblind(da, GatherMap::decrypt(da_rows, ScalePower::kInverse),
-                 GatherMap::decrypt(key_.k, ScalePower::kScale), what);
+                 GatherMap::decrypt(key_.k, ScalePower::kScale), what, projection);
 }
 
 Tensor MatmulDecryptor::decrypt_db(const BlindedTensor& db, const DimKey& db_cols) const {

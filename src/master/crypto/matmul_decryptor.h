@@ -4,6 +4,7 @@
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -21,10 +22,12 @@ class MatmulDecryptor {
   explicit MatmulDecryptor(const MatmulKey& key) : key_(key) {}
 
   /// C' = A'·B' [m,n] -> C = A·B. Throws std::invalid_argument on a shape that does not fit.
-  Tensor decrypt(const BlindedTensor& c) const;
+  /// With `projection`, also projects the rows of C' (for its integrity check, same pass).
+  Tensor decrypt(const BlindedTensor& c, const RowProjection* projection = nullptr) const;
   /// dA' = dC'1 · B'^T [m,k] -> dA = dC · B^T, `da_rows` being the key given to
-  /// encrypt_grad_for_da.
-  Tensor decrypt_da(const BlindedTensor& da, const DimKey& da_rows) const;
+  /// encrypt_grad_for_da. `projection`: as for decrypt.
+  Tensor decrypt_da(const BlindedTensor& da, const DimKey& da_rows,
+                    const RowProjection* projection = nullptr) const;
   /// dB' = A'^T · dC'2 [k,n] -> dB = A^T · dC, `db_cols` being the key given to
   /// encrypt_grad_for_db.
   Tensor decrypt_db(const BlindedTensor& db, const DimKey& db_cols) const;

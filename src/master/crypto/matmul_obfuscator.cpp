@@ -18,8 +18,8 @@ MatmulForward MatmulObfuscator::encrypt(const Tensor& x, const Tensor& w) const 
   return fw;
 }
 
-Tensor MatmulForward::decrypt(const BlindedTensor& y) const {
-  return MatmulDecryptor(key_).decrypt(y);
+Tensor MatmulForward::decrypt(const BlindedTensor& y, const RowProjection* projection) const {
+  return MatmulDecryptor(key_).decrypt(y, projection);
 }
 
 BlindedTensor MatmulForward::encrypt_grad_for_dx(const Tensor& dy) {
@@ -27,9 +27,9 @@ BlindedTensor MatmulForward::encrypt_grad_for_dx(const Tensor& dy) {
   return MatmulEncryptor(key_).encrypt_grad_for_da(dy, *dx_rows_);
 }
 
-Tensor MatmulForward::decrypt_dx(const BlindedTensor& dx) const {
+Tensor MatmulForward::decrypt_dx(const BlindedTensor& dx, const RowProjection* projection) const {
   if (!dx_rows_) throw std::logic_error("MatmulForward::decrypt_dx before encrypt_grad_for_dx");
-  return MatmulDecryptor(key_).decrypt_da(dx, *dx_rows_);
+  return MatmulDecryptor(key_).decrypt_da(dx, *dx_rows_, projection);
 }
 
 BlindedTensor MatmulForward::encrypt_grad_for_dw(const Tensor& dy) {

@@ -7,6 +7,7 @@
 #include "master/core/tensor.h"
 #include "master/crypto/key_generator.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -36,12 +37,14 @@ class MatmulForward {
     w_ = BlindedTensor();
   }
 
-  /// Y' [m,n] -> Y = X·W.
-  Tensor decrypt(const BlindedTensor& y) const;
+  /// Y' [m,n] -> Y = X·W. With `projection`, also projects the rows of Y' for its integrity
+  /// check in the same pass.
+  Tensor decrypt(const BlindedTensor& y, const RowProjection* projection = nullptr) const;
   /// dY [m,n] -> dY'1, drawing the fresh row key (pi_b1, r1). Call before decrypt_dx.
   BlindedTensor encrypt_grad_for_dx(const Tensor& dy);
   /// dX' = dY'1 · W'^T [m,k] -> dX = dY·W^T. Throws std::logic_error before encrypt_grad_for_dx.
-  Tensor decrypt_dx(const BlindedTensor& dx) const;
+  /// `projection`: as for decrypt.
+  Tensor decrypt_dx(const BlindedTensor& dx, const RowProjection* projection = nullptr) const;
   /// dY [m,n] -> dY'2, drawing the fresh column key (pi_o2, u2). Call before decrypt_dw.
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
   /// dW' = X'^T · dY'2 [k,n] -> dW = X^T·dY. Throws std::logic_error before encrypt_grad_for_dw.

@@ -23,13 +23,14 @@ PatchConvDecryptor::PatchConvDecryptor(const PatchConvKey& key, const ConvShape&
     throw std::invalid_argument("PatchConvDecryptor: key dimensions do not fit the conv");
 }
 
-Tensor PatchConvDecryptor::decrypt_output(const BlindedTensor& y) const {
+Tensor PatchConvDecryptor::decrypt_output(const BlindedTensor& y,
+                                          const RowProjection* projection) const {
   expect_matrix(y, shape_.positions(), shape_.out_channels, "PatchConvDecryptor::decrypt_output");
   Tensor out(shape_.output_shape());
-  patch::gather_nchw_from_rows(y.data(), shape_.batch, shape_.out_channels,
-                               shape_.out_h() * shape_.out_w(),
-                               GatherMap::decrypt(key_.m, ScalePower::kInverse),
-                               GatherMap::decrypt(key_.n, ScalePower::kInverse), out.data());
+  patch::gather_nchw_from_rows(
+      y.data(), shape_.batch, shape_.out_channels, shape_.out_h() * shape_.out_w(),
+      GatherMap::decrypt(key_.m, ScalePower::kInverse),
+      GatherMap::decrypt(key_.n, ScalePower::kInverse), out.data(), projection);
   return out;
 }
 

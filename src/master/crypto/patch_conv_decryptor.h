@@ -23,8 +23,8 @@ class PatchConvDecryptor {
   /// Throws std::invalid_argument when the key's dimensions are not (positions, patch, O).
   PatchConvDecryptor(const PatchConvKey& key, const ConvShape& shape);
 
-  /// Y' [M, O] -> Y [N,O,H',W'].
-  Tensor decrypt_output(const BlindedTensor& y) const;
+  /// Y' [M, O] -> Y [N,O,H',W']. With `projection`, also fills it from the rows of Y'.
+  Tensor decrypt_output(const BlindedTensor& y, const RowProjection* projection = nullptr) const;
   /// dP' [M, K] -> dX [N,C,H,W], `dx_rows` the key given to encrypt_grad_for_dx. With
   /// `projection`, also fills it from the rows of dP' (for the integrity check, in the same pass).
   Tensor decrypt_dx(const BlindedTensor& dp, const DimKey& dx_rows,

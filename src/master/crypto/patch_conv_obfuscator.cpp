@@ -28,8 +28,8 @@ bool PatchConvForward::project_input(const Tensor& x, const double* vecs, const 
       .project_input(x, vecs, vec_abs, rounds, out, out_abs, params.sigma);
 }
 
-Tensor PatchConvForward::decrypt(const BlindedTensor& y) const {
-  return PatchConvDecryptor(key_, shape_).decrypt_output(y);
+Tensor PatchConvForward::decrypt(const BlindedTensor& y, const RowProjection* projection) const {
+  return PatchConvDecryptor(key_, shape_).decrypt_output(y, projection);
 }
 
 BlindedTensor PatchConvForward::encrypt_grad_for_dx(const Tensor& dy) {

@@ -45,8 +45,9 @@ class PatchConvForward {
   bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
                      double* out, double* out_abs) const;
 
-  /// Y' [M, O] -> Y [N,O,H',W'].
-  Tensor decrypt(const BlindedTensor& y) const;
+  /// Y' [M, O] -> Y [N,O,H',W']; with `projection`, also projects the rows of Y' for its
+  /// integrity check in the same pass.
+  Tensor decrypt(const BlindedTensor& y, const RowProjection* projection = nullptr) const;
   /// dY [N,O,H',W'] -> dY'1 [M, O] with a fresh position key (pi_m1, r1).
   BlindedTensor encrypt_grad_for_dx(const Tensor& dy);
   /// dP' [M, K] -> dX [N,C,H,W] (decrypt fused with col2im); with `projection`, also projects

@@ -54,7 +54,8 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
 }
 
 void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, int64_t plane,
-                           const GatherMap& rows, const GatherMap& cols, float* dst) {
+                           const GatherMap& rows, const GatherMap& cols, float* dst,
+                           const RowProjection* projection) {
   const int64_t tiles = (plane + kTile - 1) / kTile;
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
@@ -72,6 +73,7 @@ void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, in
           prefetch_row(src + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
         srow[k] = src + static_cast<int64_t>(rows.index[p]) * channels;
         rm[k] = rows.mul[p];
+        if (projection) projection->project(srow[k], channels, rows.index[p]);
       }
       float* img = dst + n * channels * plane + begin;
       for (int64_t o = 0; o < channels; ++o) {
@@ -204,6 +206,10 @@ constexpr int64_t kProjectTile = 8;
 /// double, zero-padded so that every window of every tile lies inside it ([C][hp][wp]); `filter`
 /// is [K][R + Abs]; acc [R + Abs][plane_out]. Each tile keeps its sums in registers over all K.
 /// Written with vector types: GCC 12 kept the sums of the plain-array version in memory.
+// Its `load` lambda returns a vector, whose ABI would differ in a build without AVX (the sanitizer
+// build), which GCC reports (-Wpsabi); the lambda is inlined and never called across objects.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 template <int R, bool Abs, int64_t Stride>
 void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp,
                    const double* filter, double* acc) {
@@ -211,8 +217,6 @@ void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp
   constexpr int F = R + (Abs ? 1 : 0);
   const int64_t oh = s.out_h(), ow = s.out_w(), plane_out = oh * ow;
   const int64_t sh = s.geometry.stride_h, sw = Stride > 0 ? Stride : s.geometry.stride_w;
-  typedef int64_t v4i __attribute__((vector_size(32)));
-  const v4i magnitude_bits = ~(v4i)(v4d{-0.0, -0.0, -0.0, -0.0});
   auto load = [sw](const double* p) {
     v4d v;
     if (Stride == 1) {
@@ -222,6 +226,9 @@ void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp
     }
     return v;
   };
+  typedef int64_t v4i __attribute__((vector_size(32)));
+  const v4i magnitude_bits = ~(v4i)(v4d{-0.0, -0.0, -0.0, -0.0});
+
   // Tiles of two output rows by kProjectTile columns: four independent sums per filter hide
   // the latency of the additions.
   for (int64_t oy = 0; oy < oh; oy += 2)
@@ -251,6 +258,7 @@ void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp
         }
     }
 }
+#pragma GCC diagnostic pop
 
 template <int R, bool Abs>
 bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& rows,

@@ -18,9 +18,11 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
                             const GatherMap& rows, const GatherMap& cols, float* dst);
 
 /// dst[n][o][pos] = src[rows.index[p]][cols.index[o]] * rows.mul[p] * cols.mul[o], where src is
-/// [batch·plane, channels] and dst [batch, channels, plane]; `cols` is a decryption map.
+/// [batch·plane, channels] and dst [batch, channels, plane]; `cols` is a decryption map. With
+/// `projection`, also projects every row of src (RowProjection) while it is in cache.
 void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, int64_t plane,
-                           const GatherMap& rows, const GatherMap& cols, float* dst);
+                           const GatherMap& rows, const GatherMap& cols, float* dst,
+                           const RowProjection* projection = nullptr);
 
 /// Fused im2col + permute + scale: dst[rows.index[p]][j] = Patches[p][cols.index[j]] *
 /// rows.mul[p] * cols.mul[j], Patches being the transposed im2col of the NCHW input x;

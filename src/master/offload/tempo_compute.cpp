@@ -120,6 +120,13 @@ void add_into(Tensor& sum, const Tensor& t) {
   for (int64_t i = 0; i < n; ++i) s[i] += v[i];
 }
 
+/// Forwards whose decryptions of the forward and backward-data results can also project the
+/// result's rows for its check (OffloadEngine::receive_decrypted): the product modes. Channel
+/// mode's results are convolutions, checked by conv_check.h.
+template <class Forward>
+constexpr bool kFusedDecrypt = std::is_same_v<Forward, crypto::PatchConvForward> ||
+                               std::is_same_v<Forward, crypto::MatmulForward>;
+
 /// A projection of a forward's blinded input X' for the checks that does not read X' (see
 /// integrity::OperandProjection): patch mode computes it from the plaintext input, a one-filter
 /// convolution of X instead of a pass over the kh·kw times larger patch matrix. Other modes: none.
@@ -175,11 +182,24 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
   for (size_t i = 0; i < plan_rows.size(); ++i) {
     ShardForward<Forward>& sh = s->shards[i];
     clock.phase(OffloadPhase::kWait);
-    std::optional<BlindedTensor> y = engine.receive_verified(ops[i], layer, "forward product");
+    std::optional<Tensor> y;
+    if constexpr (kFusedDecrypt<Forward>) {
+      y = engine.receive_decrypted(
+          ops[i], layer, "forward product",
+          [&](const BlindedTensor& r, const crypto::RowProjection* projection) {
+            clock.phase(OffloadPhase::kUnblind);
+            return sh.fw->decrypt(r, projection);
+          });
+    } else {
+      std::optional<BlindedTensor> r = engine.receive_verified(ops[i], layer, "forward product");
+      clock.phase(OffloadPhase::kUnblind);
+      if (r) y = sh.fw->decrypt(*r);
+    }
     clock.phase(OffloadPhase::kUnblind);
     if (y) {
-      engine.stats().add(layer, sent[i], y->bytes(), sent[i] + y->bytes());
-      pieces[i] = sh.fw->decrypt(*y);
+      const int64_t got = ops[i].result_bytes;
+      engine.stats().add(layer, sent[i], got, sent[i] + got);
+      pieces[i] = std::move(*y);
     } else {
       engine.stats().add(layer, sent[i], 0, sent[i]);
       pieces[i] = local_forward(plan, sh.x, w);
@@ -281,9 +301,9 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
         clock.phase(OffloadPhase::kWait);
         OffloadEngine::InFlight& op = *b[i].dx_op;
         std::optional<Tensor> d;
-        if constexpr (std::is_same_v<Forward, crypto::PatchConvForward>) {
-          // dP' is the largest result of all: its check's projections come from the col2im
-          // kernel that reads it anyway.
+        if constexpr (kFusedDecrypt<Forward>) {
+          // The check's projections of the result come from the kernel that decrypts it (for
+          // patch mode's dP', the largest result of all, the col2im kernel).
           d = engine.receive_decrypted(
               op, layer, "backward-data product",
               [&](const BlindedTensor& g, const crypto::RowProjection* projection) {
