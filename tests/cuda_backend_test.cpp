@@ -408,6 +408,7 @@ TEST(CudaBackendFactory, AskingForCudaWhereItIsMissingGivesTheClearError) {
   }
 }
 
+#ifdef TEMPO_HAVE_CUDA
 /// Output and exit status of a shell command.
 std::pair<int, std::string> run_command(const std::string& cmd) {
   std::string out;
@@ -418,6 +419,7 @@ std::pair<int, std::string> run_command(const std::string& cmd) {
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+#endif
 
 TEST(CudaBackendFactory, TempoLoadsTheCudaLibraryOnlyWhenAskedAndSaysWhereItLooked) {
 #ifdef TEMPO_HAVE_CUDA
