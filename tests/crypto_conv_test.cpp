@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "crypto_test_util.h"
+#include "gradcheck.h"
 #include "master/crypto/crypto.h"
 #include "master/nn/im2col.h"
 #include "master/nn/plain_compute.h"
@@ -14,6 +15,7 @@ namespace {
 
 using testing::abs_of;
 using testing::expect_within_fp_bound;
+using testing::random_tensor;
 using testing::to_tensor;
 using testing::worker_gemm;
 
@@ -27,12 +29,6 @@ const std::vector<Case> kCases = {
     {{3, 4, 7, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}},  {{2, 3, 9, 8}, {6, 3, 3, 3}, {2, 2, 1, 1}},
     {{4, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}}, {{1, 5, 4, 4}, {2, 5, 4, 4}, {1, 1, 0, 0}},
 };
-
-Tensor random_tensor(const Shape& s, Rng& rng) {
-  Tensor t(s);
-  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(rng.normal());
-  return t;
-}
 
 struct PlainResults {
   Tensor y, dx, dw;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "crypto_test_util.h"
+#include "gradcheck.h"
 #include "master/crypto/crypto.h"
 #include "master/crypto/patch_conv_encryptor.h"
 #include "master/integrity/product_check.h"
@@ -21,6 +22,7 @@
 namespace tempo {
 namespace {
 
+using testing::random_tensor;
 using testing::worker_gemm;
 
 struct Case {
@@ -34,12 +36,6 @@ const std::vector<Case> kCases = {
     {{3, 2, 12, 21}, {3, 2, 3, 3}, {2, 2, 1, 1}}, {{2, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}},
     {{2, 4, 8, 8}, {6, 4, 1, 1}, {1, 1, 0, 0}},   {{1, 2, 16, 16}, {2, 2, 5, 3}, {1, 1, 2, 1}},
 };
-
-Tensor random_tensor(const Shape& s, Rng& rng) {
-  Tensor t(s);
-  for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(rng.normal());
-  return t;
-}
 
 std::vector<double> random_vectors(int64_t n, Rng& rng) {
   std::vector<double> v(static_cast<size_t>(n));
@@ -178,38 +174,6 @@ TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
           .passed);
 }
 
-TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {
-  Rng rng(9);
-  const crypto::PatchConvObfuscator obf;
-  for (const Case& c : kCases) {
-    SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
-    const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
-    crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
-    const Tensor dy = random_tensor(fw.shape().output_shape(), rng);
-    const BlindedTensor dp = worker_gemm(fw.encrypt_grad_for_dx(dy), fw.w(), false, false);
-    const int64_t m = dp.dim(0), k = dp.dim(1);
-    const int rounds = 2;
-    const std::vector<double> v = random_vectors(rounds * k, rng);
-    const std::vector<double> ones(static_cast<size_t>(k), 1.0);
-    std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
-    integrity::project(dp.data(), m, k, false, v.data(), ones.data(), rounds, want.data(),
-                       want_abs.data(), true);
-    std::vector<double> got(want.size(), NAN), got_abs(want_abs.size(), NAN);
-    const crypto::RowProjection projection{v.data(), rounds, m, got.data(), got_abs.data()};
-    const Tensor dx_fused = fw.decrypt_dx(dp, &projection);
-    const Tensor dx = fw.decrypt_dx(dp);
-    ASSERT_EQ(dx_fused.shape(), dx.shape());
-    for (int64_t i = 0; i < dx.numel(); ++i) ASSERT_EQ(dx_fused[i], dx[i]) << i;
-    // Both are double sums of k float terms: equal up to the summation order.
-    double vmax = 0.0;
-    for (double e : v) vmax = std::max(vmax, std::fabs(e));
-    std::vector<double> scale(want_abs);
-    for (double& e : scale) e *= vmax;
-    expect_same_projection(got, want, scale, k);
-    expect_same_projection(got_abs, want_abs, want_abs, k);
-  }
-}
-
 /// Decrypting `c` with a RowProjection gives the plaintext of decrypting it without one, and
 /// projections equal to projecting c's rows directly.
 template <class Decrypt>
@@ -233,6 +197,21 @@ void expect_fused_decryption_projects_rows(const BlindedTensor& c, Decrypt decry
   for (double& e : scale) e *= vmax;
   expect_same_projection(got, want, scale, n);
   expect_same_projection(got_abs, want_abs, want_abs, n);
+}
+
+TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {
+  Rng rng(9);
+  const crypto::PatchConvObfuscator obf;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
+    const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+    crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
+    const Tensor dy = random_tensor(fw.shape().output_shape(), rng);
+    expect_fused_decryption_projects_rows(
+        worker_gemm(fw.encrypt_grad_for_dx(dy), fw.w(), false, false),
+        [&](const BlindedTensor& g, const crypto::RowProjection* p) { return fw.decrypt_dx(g, p); },
+        rng);
+  }
 }
 
 TEST(FusedResultProjection, ProductAndPatchForwardDecryptionsProjectTheRowsTheyRead) {

@@ -332,40 +332,18 @@ bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap
   const int64_t kdim = s.patch(), positions = s.positions();
   bool in_range = true;
   // Up to 4 vectors per pass (their sums stay in registers); the absolute one with the first.
+  using Chunk = bool (*)(const float*, const ConvShape&, const GatherMap&, const GatherMap&,
+                         const double*, const double*, double*, double*, double, double);
+  // [with the absolute vector][vectors - 1]
+  static constexpr Chunk kChunks[2][4] = {
+      {project_patches_chunk<1, false>, project_patches_chunk<2, false>,
+       project_patches_chunk<3, false>, project_patches_chunk<4, false>},
+      {project_patches_chunk<1, true>, project_patches_chunk<2, true>,
+       project_patches_chunk<3, true>, project_patches_chunk<4, true>}};
   for (int r0 = 0; r0 < rounds; r0 += 4) {
-    const double* v = vecs + r0 * kdim;
-    double* o = out + r0 * positions;
-    const bool first = r0 == 0;
-    switch (std::min(4, rounds - r0) * 2 + (first ? 1 : 0)) {
-      case 3:
-        in_range &=
-            project_patches_chunk<1, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 5:
-        in_range &=
-            project_patches_chunk<2, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 7:
-        in_range &=
-            project_patches_chunk<3, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 9:
-        in_range &=
-            project_patches_chunk<4, true>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 2:
-        project_patches_chunk<1, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 4:
-        project_patches_chunk<2, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      case 6:
-        project_patches_chunk<3, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-      default:
-        project_patches_chunk<4, false>(x, s, rows, cols, v, vec_abs, o, out_abs, low, high);
-        break;
-    }
+    const Chunk chunk = kChunks[r0 == 0 ? 1 : 0][std::min(4, rounds - r0) - 1];
+    in_range &= chunk(x, s, rows, cols, vecs + r0 * kdim, vec_abs, out + r0 * positions, out_abs,
+                      low, high);
   }
   return in_range;
 }

@@ -52,26 +52,24 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   // Threads over the batch only for large batched products (see kParallelElements).
   const bool over_batch =
       batch_ > 1 && batch_ * (a_rows * a_cols + b_rows * b_cols) >= kParallelElements;
+  // The caller's projections stand in for a pass over A or B (unbatched products only).
+  const OperandProjection* by_a = batch_ == 1 && project_a ? &project_a : nullptr;
+  const OperandProjection* by_b = batch_ == 1 && project_b ? &project_b : nullptr;
   // One pair of buffers per thread, not per entry: attention has hundreds of small entries.
   auto project_entries = [&](int64_t first, int64_t step) {
     std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
     for (int64_t e = first; e < batch_; e += step) {
-      project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, ones.data(),
-              t, bv.data(), b_abs.data(), !over_batch);
-      project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t,
-              abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+      const double* v = signs_.data() + e * t * n_;
+      if (!by_b || !(*by_b)(v, ones.data(), t, bv.data(), b_abs.data()))
+        project(b.data() + e * sb, b_rows, b_cols, trans_b, v, ones.data(), t, bv.data(),
+                b_abs.data(), !over_batch);
+      double* abv = abv_.data() + e * t * m_;
+      double* ab_abs = ab_abs_.data() + e * m_;
+      if (!by_a || !(*by_a)(bv.data(), b_abs.data(), t, abv, ab_abs))
+        project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t, abv, ab_abs,
+                !over_batch);
     }
   };
-  if (batch_ == 1 && (project_a || project_b)) {
-    std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
-    if (!project_b || !project_b(signs_.data(), ones.data(), t, bv.data(), b_abs.data()))
-      project(b.data(), b_rows, b_cols, trans_b, signs_.data(), ones.data(), t, bv.data(),
-              b_abs.data(), true);
-    if (!project_a || !project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data()))
-      project(a.data(), a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t, abv_.data(),
-              ab_abs_.data(), true);
-    return;
-  }
   run_on_team(over_batch, project_entries);
 }
 

@@ -4,7 +4,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <type_traits>
 
 #include "master/core/blas.h"
 #include "master/nn/plain_compute.h"
@@ -120,12 +119,29 @@ void add_into(Tensor& sum, const Tensor& t) {
   for (int64_t i = 0; i < n; ++i) s[i] += v[i];
 }
 
-/// Forwards whose decryptions of the forward and backward-data results can also project the
-/// result's rows for its check (OffloadEngine::receive_decrypted): the product modes. Channel
-/// mode's results are convolutions, checked by conv_check.h.
+/// The forward and backward-data decryptions, taking the row projection that
+/// OffloadEngine::receive_decrypted asks of product results (patch mode's and Linear's). Channel
+/// mode's results are convolutions, which it never asks to project (conv_check.h checks them).
 template <class Forward>
-constexpr bool kFusedDecrypt = std::is_same_v<Forward, crypto::PatchConvForward> ||
-                               std::is_same_v<Forward, crypto::MatmulForward>;
+Tensor decrypt_output(const Forward& fw, const BlindedTensor& y,
+                      const crypto::RowProjection* projection) {
+  return fw.decrypt(y, projection);
+}
+template <class Forward>
+Tensor decrypt_input_grad(const Forward& fw, const BlindedTensor& dx,
+                          const crypto::RowProjection* projection) {
+  return fw.decrypt_dx(dx, projection);
+}
+Tensor decrypt_output(const crypto::ConvChannelForward& fw, const BlindedTensor& y,
+                      const crypto::RowProjection* projection) {
+  if (projection) throw std::logic_error("channel-mode results are not projected by decryption");
+  return fw.decrypt(y);
+}
+Tensor decrypt_input_grad(const crypto::ConvChannelForward& fw, const BlindedTensor& dx,
+                          const crypto::RowProjection* projection) {
+  if (projection) throw std::logic_error("channel-mode results are not projected by decryption");
+  return fw.decrypt_dx(dx);
+}
 
 /// A projection of a forward's blinded input X' for the checks that does not read X' (see
 /// integrity::OperandProjection): patch mode computes it from the plaintext input, a one-filter
@@ -182,19 +198,12 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
   for (size_t i = 0; i < plan_rows.size(); ++i) {
     ShardForward<Forward>& sh = s->shards[i];
     clock.phase(OffloadPhase::kWait);
-    std::optional<Tensor> y;
-    if constexpr (kFusedDecrypt<Forward>) {
-      y = engine.receive_decrypted(
-          ops[i], layer, "forward product",
-          [&](const BlindedTensor& r, const crypto::RowProjection* projection) {
-            clock.phase(OffloadPhase::kUnblind);
-            return sh.fw->decrypt(r, projection);
-          });
-    } else {
-      std::optional<BlindedTensor> r = engine.receive_verified(ops[i], layer, "forward product");
-      clock.phase(OffloadPhase::kUnblind);
-      if (r) y = sh.fw->decrypt(*r);
-    }
+    std::optional<Tensor> y = engine.receive_decrypted(
+        ops[i], layer, "forward product",
+        [&](const BlindedTensor& r, const crypto::RowProjection* projection) {
+          clock.phase(OffloadPhase::kUnblind);
+          return decrypt_output(*sh.fw, r, projection);
+        });
     clock.phase(OffloadPhase::kUnblind);
     if (y) {
       const int64_t got = ops[i].result_bytes;
@@ -300,22 +309,14 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       if (dx) {
         clock.phase(OffloadPhase::kWait);
         OffloadEngine::InFlight& op = *b[i].dx_op;
-        std::optional<Tensor> d;
-        if constexpr (kFusedDecrypt<Forward>) {
-          // The check's projections of the result come from the kernel that decrypts it (for
-          // patch mode's dP', the largest result of all, the col2im kernel).
-          d = engine.receive_decrypted(
-              op, layer, "backward-data product",
-              [&](const BlindedTensor& g, const crypto::RowProjection* projection) {
-                clock.phase(OffloadPhase::kUnblind);
-                return sh.fw->decrypt_dx(g, projection);
-              });
-        } else {
-          std::optional<BlindedTensor> g =
-              engine.receive_verified(op, layer, "backward-data product");
-          clock.phase(OffloadPhase::kUnblind);
-          if (g) d = sh.fw->decrypt_dx(*g);
-        }
+        // For patch mode's dP', the largest result of all, the check's projections come from
+        // the col2im kernel that decrypts it.
+        std::optional<Tensor> d = engine.receive_decrypted(
+            op, layer, "backward-data product",
+            [&](const BlindedTensor& g, const crypto::RowProjection* projection) {
+              clock.phase(OffloadPhase::kUnblind);
+              return decrypt_input_grad(*sh.fw, g, projection);
+            });
         clock.phase(OffloadPhase::kUnblind);
         if (d) {
           engine.stats().add(layer, b[i].sent_dx, op.result_bytes, b[i].sent_dx + op.result_bytes);
