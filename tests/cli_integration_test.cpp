@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/view_reader.h"
 #include "master/train/checkpoint.h"
 
 namespace tempo {
@@ -128,6 +129,45 @@ TEST(TempoCli, TempoModeFollowsThePlainLossCurve) {
   EXPECT_GT(j["offloaded_layers"].get<int>(), 0);
   EXPECT_GT(j["traffic"]["bytes_sent"].get<int64_t>(), 0);
   fs::remove_all(d);
+}
+
+// The tensors a worker receives in each training step of a tempo run of 3 steps (batch 64 of
+// 192 samples), recorded with --record-view-steps `spec`.
+std::vector<ViewEntry> recorded_view(const std::string& spec) {
+  const fs::path d = temp_dir("view_" + spec);
+  CliRun r =
+      run("train --dataset synthetic --model cnn --batch-size 64 --limit-train 192 "
+          "--limit-test 64 --threads 2 --epochs 1 --mode tempo --record-view " +
+          d.string() + " --record-view-steps " + spec);
+  EXPECT_EQ(r.status, 0) << r.out;
+  std::vector<ViewEntry> entries = ViewReader(d.string()).entries();
+  fs::remove_all(d);
+  return entries;
+}
+
+TEST(TempoCli, RecordViewStepsKeepsOnlyTheChosenTrainingSteps) {
+  const auto every_step = recorded_view("1-3");
+  const auto second = recorded_view("2");
+  const auto last = recorded_view("last");
+  const auto all = recorded_view("all");
+  ASSERT_FALSE(second.empty());
+  // Every step sends the same operands (forward inputs and weights, then output gradients).
+  EXPECT_EQ(every_step.size(), 3 * second.size());
+  EXPECT_EQ(last.size(), second.size());
+  for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(second[i].op, last[i].op) << i;
+    EXPECT_EQ(second[i].shape, last[i].shape) << i;
+    EXPECT_EQ(second[i].op, every_step[2 * second.size() + i].op) << i;
+  }
+  // "all" also keeps the evaluation pass (a forward product per offloaded layer and batch).
+  EXPECT_GT(all.size(), every_step.size());
+
+  CliRun r = run(std::string(kSmallRun) + "--record-view-steps 0");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("counted from 1"), std::string::npos) << r.out;
+  r = run(std::string(kSmallRun) + "--mode tempo --record-view-steps last");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--record-view-steps applies to"), std::string::npos) << r.out;
 }
 
 TEST(TempoCli, BadArgumentsGiveAClearErrorAndNonZeroExit) {

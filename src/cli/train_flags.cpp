@@ -1,5 +1,7 @@
 #include "cli/train_flags.h"
 
+#include "cli/record_view_steps.h"
+
 #include <stdexcept>
 
 #include "cli/privacy_report.h"
@@ -135,6 +137,11 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     return s;
   }
   if (o.mode != "tempo") throw std::invalid_argument("unknown --mode " + o.mode);
+  const RecordViewSteps record_steps = RecordViewSteps::parse(f.record_view_steps);
+  if (!record_steps.all() && (f.record_view_dir.empty() || !f.workers.empty()))
+    throw std::invalid_argument(
+        "--record-view-steps applies to the embedded worker's --record-view (a remote worker "
+        "records with its own --record-view)");
   std::vector<offload::WorkerPool::Member> members;
   std::string worker_kind = "embedded";
   std::shared_ptr<worker::EmbeddedWorker> embedded;
@@ -147,6 +154,18 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     wo.record_view_dir = f.record_view_dir;
     wo.fault = f.fault;
     embedded = std::make_shared<worker::EmbeddedWorker>(wo);
+    if (!record_steps.all()) {
+      // Between steps no product is in flight: the trainer has awaited every result of a step
+      // before its optimizer update, so the pause applies to whole steps.
+      worker::ViewRecorder* recorder = embedded->worker().recorder();
+      s.before_step = [recorder, record_steps](int64_t step, int64_t total) {
+        recorder->set_paused(!record_steps.contains(step, total));
+      };
+      s.before_evaluation = [recorder, record_steps] {
+        recorder->set_paused(!record_steps.records_evaluation());
+      };
+      recorder->set_paused(true);
+    }
     members.push_back({"embedded", embedded, nullptr});
   } else {
     if (!f.fault.empty())

@@ -29,6 +29,7 @@ struct OffloadFlags {
   std::string worker_precision = "fp32";  ///< --worker-precision fp32|tf32 (embedded worker)
   int64_t max_cache_bytes = int64_t{16} << 30;
   std::string record_view_dir;
+  std::string record_view_steps = "all";  ///< --record-view-steps all|last|N|A-B
   bool privacy_report = false;
   bool traffic_report = false;
   std::vector<std::string>
@@ -48,6 +49,10 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f);
 struct ComputeSession {
   train::ComputeAssigner assigner;
   std::function<void(nlohmann::json&)> add_to_summary = [](nlohmann::json&) {};
+  /// Observer hooks that pause the embedded worker's view recorder outside the steps chosen by
+  /// --record-view-steps (unset when every step is recorded).
+  std::function<void(int64_t step, int64_t total_steps)> before_step;
+  std::function<void()> before_evaluation;
   std::shared_ptr<void> keep_alive;
 };
 ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadFlags& f,

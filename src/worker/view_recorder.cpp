@@ -44,6 +44,7 @@ ViewRecorder::~ViewRecorder() {
 
 void ViewRecorder::record(uint64_t request_id, protocol::Op op, char role, protocol::Handle handle,
                           const BlindedTensor& tensor) {
+  if (paused_.load(std::memory_order_relaxed)) return;
   view::RecordHeader h{};
   std::memcpy(h.magic, view::kRecordMagic, sizeof h.magic);
   h.op = static_cast<uint32_t>(op);

@@ -1,6 +1,7 @@
 // Records every tensor a worker receives (--record-view DIR), to measure what a worker learns.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
@@ -29,6 +30,10 @@ class ViewRecorder {
   void record(uint64_t request_id, protocol::Op op, char role, protocol::Handle handle,
               const BlindedTensor& tensor);
 
+  /// While paused, record() keeps nothing (the master's --record-view-steps selects steps this
+  /// way; a curious worker would keep everything). Takes effect for records that start after it.
+  void set_paused(bool paused) { paused_.store(paused, std::memory_order_relaxed); }
+
   const std::string& file() const { return file_; }
   uint64_t records() const;
   uint64_t bytes_written() const;
@@ -38,6 +43,7 @@ class ViewRecorder {
   mutable std::mutex mu_;
   std::FILE* out_ = nullptr;
   bool failed_ = false;
+  std::atomic<bool> paused_{false};
   uint64_t records_ = 0;
   uint64_t bytes_ = 0;
 };

@@ -201,6 +201,7 @@ void Trainer::restore() {
 }
 
 std::pair<double, double> Trainer::evaluate() {
+  if (observer_.before_evaluation) observer_.before_evaluation();
   model_->train(false);
   nn::CrossEntropyLoss loss_fn;
   int64_t correct = 0, seen = 0;
@@ -253,6 +254,8 @@ TrainSummary Trainer::run() {
       const int64_t batch_index = before_batch.next_batch;
       auto batch = train_loader_->next();
       if (!batch) break;
+      if (observer_.before_step)
+        observer_.before_step(step_ + 1, steps_per_epoch * int64_t{options_.epochs});
       const auto t_step = Clock::now();
       optimizer_->set_lr(schedule_->lr_at(step_));
       optimizer_->zero_grad();

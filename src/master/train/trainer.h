@@ -17,11 +17,11 @@ namespace tempo::train {
 struct TrainSummary {
   double test_accuracy = 0;
   double test_loss = 0;
-  double train_loss = 0;   ///< mean over the last epoch's steps
+  double train_loss = 0;  ///< mean over the last epoch's steps
   double train_accuracy = 0;
-  int64_t steps = 0;       ///< optimizer steps taken in total (resumed runs included)
+  int64_t steps = 0;  ///< optimizer steps taken in total (resumed runs included)
   int epochs_done = 0;
-  double seconds = 0;      ///< wall time of this invocation
+  double seconds = 0;  ///< wall time of this invocation
   bool stopped_early = false;
 };
 
@@ -33,6 +33,10 @@ struct TrainObserver {
   std::function<void(int epoch, double test_accuracy, double test_loss, double train_loss)>
       on_epoch;
   std::function<void(const std::string& message)> on_message;
+  /// Before each training step: its number in the whole run (from 1) and the run's step count.
+  std::function<void(int64_t step, int64_t total_steps)> before_step;
+  /// Before each evaluation pass over the test split.
+  std::function<void()> before_evaluation;
 };
 
 /// Sets where each layer's products run (the offload policy). Called once on the built model, with
