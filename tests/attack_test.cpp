@@ -25,6 +25,8 @@
 #include "master/data/synthetic.h"
 #include "master/models/mlp.h"
 #include "master/models/named_sequential.h"
+#include "master/nn/activations.h"
+#include "master/nn/flatten.h"
 #include "master/nn/linear.h"
 #include "master/offload/offload_engine.h"
 #include "worker/embedded_worker.h"
@@ -225,6 +227,72 @@ TEST(Attack, UnscaleUndoesPowerOfTwoScalesOfAPostReluLayer) {
   }
   EXPECT_GT(exact, static_cast<int64_t>(w.w.size() / 2));
   EXPECT_GT(close, static_cast<int64_t>(w.w.size() * 95 / 100));
+}
+
+TEST(Attack, LinksLayersInsideANestedBlockAndNotAcrossIt) {
+  // A residual-style model: two Linear layers inside a block, one after it. With plaintext
+  // operands in the view the link inside the block must be the identity; the pair that crosses
+  // the block's boundary is not linked (what runs between them is not a list of modules).
+  Rng rng(11);
+  models::NamedSequential model;
+  model.emplace<nn::Flatten>("flatten");
+  auto block = std::make_unique<models::NamedSequential>();
+  // No bias before the ReLU, as a conv followed by batch norm: the worker's replay of fc1 then
+  // sees exactly the zeros that fc2's input has (biases never leave the TEE).
+  auto& fc1 = block->emplace<nn::Linear>("fc1", kImage * kImage, 48, rng, /*bias=*/false);
+  block->emplace<nn::ReLU>("relu1");
+  auto& fc2 = block->emplace<nn::Linear>("fc2", 48, 32, rng, /*bias=*/false);
+  model.add("block", std::move(block));
+  model.emplace<nn::ReLU>("relu");
+  auto& fc3 = model.emplace<nn::Linear>("fc3", 32, kClasses, rng);
+
+  auto tl = loader(synthetic(data::Split::kTrain), true);
+  const fs::path dir = temp_dir("nested");
+  {
+    std::ofstream f(dir / view::kFileName, std::ios::binary);
+    view::FileHeader h{};
+    std::memcpy(h.magic, view::kFileMagic, 8);
+    h.version = view::kFormatVersion;
+    f.write(reinterpret_cast<const char*>(&h), sizeof h);
+    uint64_t id = 1;
+    auto put = [&](char role, const Tensor& t) {
+      view::RecordHeader r{};
+      std::memcpy(r.magic, view::kRecordMagic, 4);
+      r.op = static_cast<uint32_t>(protocol::Op::kMatMul);
+      r.request_id = id;
+      r.handle = 2 * id + (role == 'b');
+      r.role = role;
+      r.rank = static_cast<uint8_t>(t.shape().rank());
+      for (int i = 0; i < t.shape().rank(); ++i) r.dims[i] = t.dim(i);
+      r.payload_bytes = 4 * static_cast<uint64_t>(t.numel());
+      f.write(reinterpret_cast<const char*>(&r), sizeof r);
+      f.write(reinterpret_cast<const char*>(t.data()),
+              static_cast<std::streamsize>(r.payload_bytes));
+    };
+    Tensor x = model.at("flatten").forward(tl.batch(0).images);
+    for (nn::Linear* lin : {&fc1, &fc2, &fc3}) {
+      put('a', x);
+      put('b', lin->weight().value);
+      ++id;
+      x = lin->forward(x);
+      if (lin != &fc3) x = nn::ReLU().forward(x);
+    }
+  }
+  const ViewReader view(dir.string());
+  const auto layers = locate_layers(view, model);
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0].path, "block.fc1");
+  EXPECT_EQ(layers[1].path, "block.fc2");
+  const Link inside = link_layers(view, model, layers[0], layers[1]);
+  ASSERT_TRUE(inside.linked) << inside.why_not;
+  int64_t identity = 0;
+  for (size_t j = 0; j < inside.unit_of.size(); ++j)
+    identity += inside.unit_of[j] == static_cast<int64_t>(j);
+  EXPECT_GE(identity, 44) << "of 48 units";
+  EXPECT_GT(inside.mean_correlation, 0.9);
+  const Link across = link_layers(view, model, layers[1], layers[2]);
+  EXPECT_FALSE(across.linked);
+  fs::remove_all(dir);
 }
 
 TEST(Attack, GreedyAssignmentIsAPermutationThatFindsAClearMatch) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 #include "master/attack/weight_recovery.h"
 #include "master/core/blas.h"
@@ -33,6 +34,24 @@ double zero_fraction(const float* row, int64_t n) {
   int64_t z = 0;
   for (int64_t i = 0; i < n; ++i) z += row[i] == 0.0f;
   return static_cast<double>(z) / static_cast<double>(n);
+}
+
+/// The module at a dotted path below `root` ("" is root itself), or null.
+nn::Module* find_module(nn::Module& root, const std::string& path) {
+  nn::Module* m = &root;
+  size_t start = 0;
+  while (m && start < path.size()) {
+    const size_t dot = std::min(path.find('.', start), path.size());
+    const std::string name = path.substr(start, dot - start);
+    std::vector<std::pair<std::string, nn::Module*>> kids;
+    m->children(kids);
+    nn::Module* next = nullptr;
+    for (const auto& [n, k] : kids)
+      if (n == name) next = k;
+    m = next;
+    start = dot + 1;
+  }
+  return m;
 }
 
 }  // namespace
@@ -76,16 +95,23 @@ Link link_layers(const ViewReader& view, nn::Module& root, const RecordedLayer& 
     link.why_not = "patch mode hides spatial positions";
     return link;
   }
+  // P and Q must be children of one module (the model, or e.g. a residual block's body), so
+  // that what runs between them is the modules listed between them.
+  const size_t dot_p = p.path.rfind('.'), dot_q = q.path.rfind('.');
+  const std::string parent_p = dot_p == std::string::npos ? "" : p.path.substr(0, dot_p);
+  const std::string parent_q = dot_q == std::string::npos ? "" : q.path.substr(0, dot_q);
+  nn::Module* parent = parent_p == parent_q ? find_module(root, parent_p) : nullptr;
   std::vector<std::pair<std::string, nn::Module*>> kids;
-  root.children(kids);
-  auto pos = [&](const std::string& path) {
+  if (parent) parent->children(kids);
+  auto pos = [&](const std::string& path, size_t dot) {
+    const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
     for (size_t i = 0; i < kids.size(); ++i)
-      if (kids[i].first == path) return static_cast<int64_t>(i);
+      if (kids[i].first == name) return static_cast<int64_t>(i);
     return int64_t{-1};
   };
-  const int64_t ip = pos(p.path), iq = pos(q.path);
+  const int64_t ip = pos(p.path, dot_p), iq = pos(q.path, dot_q);
   if (ip < 0 || iq <= ip) {
-    link.why_not = "layers are not consecutive children of the model";
+    link.why_not = "layers are not children of one module, in order (e.g. across a residual add)";
     return link;
   }
   // P's last training forward, and Q's first forward after it (the same step).

@@ -29,8 +29,10 @@ struct Link {
 /// samples first by their fraction of zeros (exact: zeros survive any scaling), then, in
 /// alternating rounds, units by correlation over the matched samples and samples by correlation
 /// over the matched units (greedy assignment). Works when P is a Linear or a channel-mode conv
-/// and Q a Linear or channel-mode conv, both children of `root` (a NamedSequential) - in patch
-/// mode the worker cannot rebuild P's spatial output, so nothing is linked.
+/// and Q a Linear or channel-mode conv, both children of one module below `root` with only
+/// modules between them (consecutive layers of a sequential model, or conv1 -> bn1 -> relu ->
+/// conv2 inside a residual block; not across a residual add) - in patch mode the worker cannot
+/// rebuild P's spatial output, so nothing is linked.
 Link link_layers(const ViewReader& view, nn::Module& root, const RecordedLayer& p,
                  const RecordedLayer& q, int rounds = 4);
 
