@@ -68,7 +68,10 @@ TEST_P(PermuteScale, EqualsTheGatherDefinitionExactly) {
 
 // Rows: 1 (no threads), odd, tiny matrices below the threading threshold, and thousands of rows
 // (threaded, prefetched ahead). Columns: below one AVX2 vector, odd, short rows gathered in place
-// (<= 256), staged rows (> 256) with and without prefetching (<= 1024, > 1024).
+// (<= 256), staged rows (> 256) with and without prefetching (<= 1024, > 1024). Multiples of 8
+// columns up to 4096 go 8 rows at a time through a transpose (AVX2 builds): fewer than 8 rows,
+// exactly one tile, tiles plus leftover rows (short, staged), threads splitting whole tiles,
+// the largest tiled width, and the first width past it.
 INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                          ::testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(1, 300, 1),
                                            std::make_tuple(3, 7, 1), std::make_tuple(49, 16, 1),
@@ -76,7 +79,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                                            std::make_tuple(777, 193, 1),
                                            std::make_tuple(129, 257, 1),
                                            std::make_tuple(300, 1000, 1),
-                                           std::make_tuple(40, 1500, 1), std::make_tuple(5, 3, 49),
+                                           std::make_tuple(40, 1500, 1), std::make_tuple(7, 8, 1),
+                                           std::make_tuple(8, 8, 1), std::make_tuple(1001, 4096, 1),
+                                           std::make_tuple(11, 4104, 1), std::make_tuple(5, 3, 49),
                                            std::make_tuple(64, 32, 9)));
 
 TEST(GatherMapReuse, SetEncryptAndSetDecryptEqualTheFreshMapsAcrossSizes) {
