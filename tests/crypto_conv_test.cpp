@@ -23,11 +23,16 @@ struct Case {
   Shape x, w;
   nn::ConvGeometry g;
 };
-// 1x1, 3x3 same, strided+padded, non-square kernels and images, single image/channel.
+// 1x1, 3x3 same, strided+padded, non-square kernels and images, single image/channel. The last
+// three have C·kh·kw and output channels multiples of 8 and rows of >= 8 positions, which the
+// AVX2 kernels handle 8 rows at a time (horizontal stride 1, any vertical stride; leftover
+// positions at the end of each row).
 const std::vector<Case> kCases = {
-    {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 0, 0}},  {{2, 3, 5, 5}, {4, 3, 1, 1}, {1, 1, 0, 0}},
-    {{3, 4, 7, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}},  {{2, 3, 9, 8}, {6, 3, 3, 3}, {2, 2, 1, 1}},
-    {{4, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}}, {{1, 5, 4, 4}, {2, 5, 4, 4}, {1, 1, 0, 0}},
+    {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 0, 0}},   {{2, 3, 5, 5}, {4, 3, 1, 1}, {1, 1, 0, 0}},
+    {{3, 4, 7, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}},   {{2, 3, 9, 8}, {6, 3, 3, 3}, {2, 2, 1, 1}},
+    {{4, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}},  {{1, 5, 4, 4}, {2, 5, 4, 4}, {1, 1, 0, 0}},
+    {{2, 8, 9, 12}, {8, 8, 3, 3}, {1, 1, 1, 1}},  {{3, 8, 10, 17}, {16, 8, 3, 3}, {2, 1, 1, 1}},
+    {{2, 16, 8, 8}, {8, 16, 1, 1}, {1, 1, 0, 0}},
 };
 
 struct PlainResults {
@@ -167,21 +172,22 @@ TEST(CryptoConvPatch, FusedEncryptionUnderIdentityKeyIsTheTransposedIm2col) {
 
 TEST(CryptoConvPatch, BlindedPatchesArePermutedAndScaledPatchRows) {
   Rng rng(24);
-  const Case c = kCases[3];
-  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
-  const crypto::PatchConvKey key =
-      crypto::KeyGenerator().patch_conv_key(s.positions(), s.patch(), s.out_channels);
-  const crypto::PatchConvKey id{crypto::DimKey::identity(s.positions()),
-                                crypto::DimKey::identity(s.patch()),
-                                crypto::DimKey::identity(s.out_channels)};
-  const Tensor x = random_tensor(c.x, rng);
-  const Tensor plain = to_tensor(crypto::PatchConvEncryptor(id, s).encrypt_input(x));
-  const Tensor got = to_tensor(crypto::PatchConvEncryptor(key, s).encrypt_input(x));
-  const int64_t k = s.patch();
-  for (int64_t i = 0; i < s.positions(); ++i)
-    for (int64_t j = 0; j < k; ++j)
-      ASSERT_EQ(got[i * k + j],
-                key.m.scale[i] * plain[key.m.perm[i] * k + key.k.perm[j]] * key.k.scale[j]);
+  for (const Case& c : {kCases[3], kCases[6], kCases[7], kCases[8]}) {
+    const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+    const crypto::PatchConvKey key =
+        crypto::KeyGenerator().patch_conv_key(s.positions(), s.patch(), s.out_channels);
+    const crypto::PatchConvKey id{crypto::DimKey::identity(s.positions()),
+                                  crypto::DimKey::identity(s.patch()),
+                                  crypto::DimKey::identity(s.out_channels)};
+    const Tensor x = random_tensor(c.x, rng);
+    const Tensor plain = to_tensor(crypto::PatchConvEncryptor(id, s).encrypt_input(x));
+    const Tensor got = to_tensor(crypto::PatchConvEncryptor(key, s).encrypt_input(x));
+    const int64_t k = s.patch();
+    for (int64_t i = 0; i < s.positions(); ++i)
+      for (int64_t j = 0; j < k; ++j)
+        ASSERT_EQ(got[i * k + j],
+                  key.m.scale[i] * plain[key.m.perm[i] * k + key.k.perm[j]] * key.k.scale[j]);
+  }
 }
 
 TEST(CryptoConvPatch, ForwardBackwardDataAndBackwardWeightsDecryptToPlainConv) {

@@ -14,6 +14,11 @@ namespace {
 // Positions handled together so that each cache line of a channel plane is used 16 times
 // while it is in L1 (the NCHW side is read or written with a stride of one plane).
 constexpr int64_t kTile = 16;
+#ifdef __AVX2__
+constexpr bool kHaveRows8 = true;  // gather_rows8 (row_kernels.h)
+#else
+constexpr bool kHaveRows8 = false;
+#endif
 }  // namespace
 
 void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, int64_t plane,
@@ -29,6 +34,9 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
     // line per channel 4 KiB apart, maps every line to the same L1 set and thrashes it. Each
     // row is then a gather within one contiguous, L1-resident row.
     std::vector<float> tile(static_cast<size_t>(kTile * channels));
+    // gather_rows8's scratch, when the rows go 8 at a time (channels a multiple of 8).
+    const bool rows8 = kHaveRows8 && channels % 8 == 0;
+    std::vector<float> columns(rows8 ? static_cast<size_t>(8 * channels) : 0);
 #pragma omp for schedule(static) collapse(2)
     for (int64_t n = 0; n < batch; ++n)
       for (int64_t t = 0; t < tiles; ++t) {
@@ -42,7 +50,23 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
           if (prefetch_ahead) prefetch_row(line + 2 * kTile, kTile);
           for (int64_t k = 0; k < count; ++k) tile[static_cast<size_t>(k * channels + c)] = line[k];
         }
-        for (int64_t k = 0; k < count; ++k) {
+        int64_t k = 0;
+#ifdef __AVX2__
+        for (; rows8 && k + 8 <= count; k += 8) {
+          const float* s8[8];
+          float* d8[8];
+          for (int64_t r = 0; r < 8; ++r) {
+            const auto p = static_cast<size_t>(n * plane + begin + k + r);
+            if (static_cast<int64_t>(p) + kTile < positions)
+              prefetch_row(dst + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
+            s8[r] = tile.data() + (k + r) * channels;
+            d8[r] = dst + static_cast<int64_t>(rows.index[p]) * channels;
+          }
+          gather_rows8(s8, ci, cm, rows.mul.data() + n * plane + begin + k, channels, d8,
+                       columns.data());
+        }
+#endif
+        for (; k < count; ++k) {
           const auto p = static_cast<size_t>(n * plane + begin + k);
           if (static_cast<int64_t>(p) + kTile < positions)
             prefetch_row(dst + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
@@ -84,8 +108,87 @@ void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, in
     }
 }
 
+#ifdef __AVX2__
+namespace {
+
+/// im2col_blind for convolutions of horizontal stride 1 with C·kh·kw a multiple of 8 and rows of at
+/// least 8 output positions. Each image is first copied with its zero padding, so that every window
+/// is inside it; then, for 8 neighbouring positions of an output row, tap j of all 8 windows is 8
+/// consecutive floats of the padded image: one load gives column j of an 8-row tile, and an
+/// 8x8 transpose turns 8 such columns into 8 row segments (no gather). Positions left over at
+/// the end of a row take the per-element path. Padding zeros come out as 0 · (row scale · column
+/// scale), i.e. -0.0 under a negative column scale, where the general path writes +0.0.
+void im2col_blind_stride1(const float* x, const ConvShape& s, const GatherMap& rows,
+                          const GatherMap& cols, float* dst) {
+  const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
+  const int64_t h = s.height, w = s.width, c_all = s.in_channels;
+  const int64_t sh = s.geometry.stride_h, ph = s.geometry.pad_h, pw = s.geometry.pad_w;
+  const int64_t hp = h + 2 * ph, wp = w + 2 * pw, padded_image = c_all * hp * wp;
+  std::vector<int64_t> off(static_cast<size_t>(kdim));
+  for (int64_t j = 0; j < kdim; ++j) {
+    const int64_t q = cols.index[static_cast<size_t>(j)];
+    const int64_t c = q / (s.kh * s.kw), i = (q / s.kw) % s.kh, k = q % s.kw;
+    off[static_cast<size_t>(j)] = (c * hp + i) * wp + k;
+  }
+  const int64_t* of = off.data();
+  const float* cm = cols.mul.data();
+  const int64_t ahead = rows_ahead(kdim), positions = s.positions();
+#pragma omp parallel if (s.positions() * kdim > 32768)
+  {
+    std::vector<float> padded(static_cast<size_t>(padded_image), 0.0f);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.batch; ++n) {
+      const float* img = x + n * c_all * h * w;
+      for (int64_t c = 0; c < c_all; ++c)
+        for (int64_t y = 0; y < h; ++y)
+          std::copy_n(img + (c * h + y) * w, w, padded.data() + (c * hp + y + ph) * wp + pw);
+      for (int64_t y = 0; y < oh; ++y) {
+        const float* line = padded.data() + y * sh * wp;  // window corner of (y, 0)
+        const int64_t row0 = (n * oh + y) * ow;
+        int64_t xo = 0;
+        for (; xo + 8 <= ow; xo += 8) {
+          float* d[8];
+          for (int64_t k = 0; k < 8; ++k) {
+            const auto p = static_cast<size_t>(row0 + xo + k);
+            if (static_cast<int64_t>(p) + ahead < positions)
+              prefetch_row(
+                  dst + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim,
+                  kdim);
+            d[k] = dst + static_cast<int64_t>(rows.index[p]) * kdim;
+          }
+          const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
+          const float* base = line + xo;
+          for (int64_t j = 0; j < kdim; j += 8) {
+            __m256 r[8];
+            for (int k = 0; k < 8; ++k)
+              r[k] = _mm256_mul_ps(_mm256_loadu_ps(base + of[j + k]),
+                                   _mm256_mul_ps(row_mul, _mm256_set1_ps(cm[j + k])));
+            transpose8x8(r);
+            for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d[k] + j, r[k]);
+          }
+        }
+        for (; xo < ow; ++xo) {
+          const auto p = static_cast<size_t>(row0 + xo);
+          float* d = dst + static_cast<int64_t>(rows.index[p]) * kdim;
+          const float rm = rows.mul[p];
+          for (int64_t j = 0; j < kdim; ++j) d[j] = line[xo + of[j]] * (rm * cm[j]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+#endif
+
 void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, const GatherMap& cols,
                   float* dst) {
+#ifdef __AVX2__
+  if (s.geometry.stride_w == 1 && s.patch() % 8 == 0 && s.out_w() >= 8) {
+    im2col_blind_stride1(x, s, rows, cols, dst);
+    return;
+  }
+#endif
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
   const int64_t h = s.height, w = s.width, image = s.in_channels * h * w;
   const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
