@@ -9,7 +9,10 @@
 #
 #   scripts/privacy-report.sh [OUT]       (env: TEMPO, MODEL, LIMIT_TRAIN, LIMIT_TEST, EPOCHS,
 #                                          FINETUNE_STEPS, THREADS, POLICIES, RECORD_STEPS,
-#                                          BENCH_STEPS, KEEP_VIEWS)
+#                                          BENCH_STEPS, KEEP_VIEWS, TRAIN_FLAGS, ATTACK_FLAGS)
+# TRAIN_FLAGS go to every victim's training (e.g. vit-tiny: "--optimizer adamw --lr 1e-3
+# --weight-decay 0.05"), ATTACK_FLAGS to every attack (e.g. "--finetune-optimizer adamw
+# --finetune-lr 1e-3").
 set -euo pipefail
 OUT=${1:-privacy-report}
 TEMPO=${TEMPO:-build/tempo}
@@ -48,12 +51,13 @@ for entry in "${ALL_POLICIES[@]}"; do
   # shellcheck disable=SC2086
   "$TEMPO" train --mode tempo --model "$MODEL" --dataset fashion-mnist --limit-train "$LIMIT_TRAIN" \
     --limit-test "$LIMIT_TEST" --epochs "$EPOCHS" --threads "$THREADS" --privacy-report \
-    --record-view "$view" --record-view-steps "$RECORD_STEPS" $flags \
+    --record-view "$view" --record-view-steps "$RECORD_STEPS" $flags ${TRAIN_FLAGS:-} \
     >"$OUT/$name.train.json" 2>"$OUT/$name.train.log"
   echo "== $name: attacking" >&2
+  # shellcheck disable=SC2086
   "$TEMPO" attack --view "$view" --model "$MODEL" --dataset fashion-mnist --limit-train "$LIMIT_TRAIN" \
     --limit-test "$LIMIT_TEST" --finetune-steps "$FINETUNE_STEPS" --threads "$THREADS" \
-    --png "$OUT/$name.png" >"$OUT/$name.attack.json" 2>"$OUT/$name.attack.log"
+    --png "$OUT/$name.png" ${ATTACK_FLAGS:-} >"$OUT/$name.attack.json" 2>"$OUT/$name.attack.log"
   [[ ${KEEP_VIEWS:-0} == 1 ]] || rm -rf "$view"
   echo "== $name: timing a step against plain mode" >&2
   bench=("$TEMPO" bench --model "$MODEL" --batch-size 64 --channels 1 --image-size "$IMAGE_SIZE"

@@ -295,6 +295,16 @@ TEST(Attack, LinksLayersInsideANestedBlockAndNotAcrossIt) {
   fs::remove_all(dir);
 }
 
+TEST(Attack, AttackerTrainsWithSgdOrAdamWAndRejectsOtherOptimizers) {
+  auto train = synthetic(data::Split::kTrain), test = synthetic(data::Split::kTest);
+  auto tl = loader(train, true), el = loader(test, false);
+  auto model = victim_model();
+  const double before = accuracy(*model, el);
+  train_steps(*model, tl, 40, 1e-3, "adamw");
+  EXPECT_GT(accuracy(*model, el), std::max(0.8, before + 0.2));
+  EXPECT_THROW(train_steps(*model, tl, 1, 1e-3, "rmsprop"), std::invalid_argument);
+}
+
 TEST(Attack, GreedyAssignmentIsAPermutationThatFindsAClearMatch) {
   const int64_t n = 5;
   const std::vector<int64_t> want = {3, 0, 4, 1, 2};

@@ -31,9 +31,13 @@ Command add_attack_command(CLI::App& app) {
   cmd->add_option("--batch-size", o->batch_size, "Batch size of the attacker's training")
       ->capture_default_str();
   cmd->add_option("--finetune-steps", o->finetune_steps,
-                  "SGD steps of each fine-tuning and from-scratch run (attack 3)")
+                  "Steps of each fine-tuning and from-scratch run (attack 3)")
       ->capture_default_str();
   cmd->add_option("--finetune-lr", o->finetune_lr, "Peak learning rate of those runs")
+      ->capture_default_str();
+  cmd->add_option("--finetune-optimizer", o->finetune_optimizer,
+                  "Optimizer of those runs: sgd (momentum 0.9) or adamw (weight decay 0.05)")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
       ->capture_default_str();
   cmd->add_option("--label-fraction", o->label_fractions,
                   "Labelled fractions of the training split for attack 3 (repeatable; the first "

@@ -205,9 +205,9 @@ AttackReport run_attacks(const AttackOptions& o,
       auto loader = labelled(f);
       auto stolen = fresh_model();
       copy_state(*best, *stolen);
-      train_steps(*stolen, *loader, o.finetune_steps, o.finetune_lr);
+      train_steps(*stolen, *loader, o.finetune_steps, o.finetune_lr, o.finetune_optimizer);
       auto scratch = fresh_model();
-      train_steps(*scratch, *loader, o.finetune_steps, o.finetune_lr);
+      train_steps(*scratch, *loader, o.finetune_steps, o.finetune_lr, o.finetune_optimizer);
       rep.fractions.push_back(f);
       rep.finetune_accuracy.push_back(accuracy(*stolen, test_loader));
       rep.scratch_accuracy.push_back(accuracy(*scratch, test_loader));

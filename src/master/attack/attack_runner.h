@@ -25,6 +25,7 @@ struct AttackOptions {
   std::vector<double> label_fractions = {0.01, 0.05};
   int64_t finetune_steps = 300;
   double finetune_lr = 0.05;
+  std::string finetune_optimizer = "sgd";  ///< sgd | adamw
   bool skip_finetune = false;
   int max_reconstructions = 16;
   std::string png_path;  ///< attack 4 examples (original | estimate); empty: none

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numbers>
 #include <stdexcept>
 
 #include "master/nn/batchnorm2d.h"
 #include "master/nn/loss.h"
+#include "master/optim/adamw.h"
 #include "master/optim/sgd.h"
 
 namespace tempo::attack {
@@ -50,8 +52,18 @@ void recalibrate_batch_norm(nn::Module& model, data::DataLoader& loader, int bat
   model.train(false);
 }
 
-void train_steps(nn::Module& model, data::DataLoader& loader, int64_t steps, double lr) {
-  optim::SGD sgd(nn::named_parameters(model), optim::SgdOptions{lr, 0.9, false, 5e-4});
+void train_steps(nn::Module& model, data::DataLoader& loader, int64_t steps, double lr,
+                 const std::string& optimizer) {
+  std::unique_ptr<optim::Optimizer> opt;
+  if (optimizer == "sgd")
+    opt = std::make_unique<optim::SGD>(nn::named_parameters(model),
+                                       optim::SgdOptions{lr, 0.9, false, 5e-4});
+  else if (optimizer == "adamw")
+    opt = std::make_unique<optim::AdamW>(nn::named_parameters(model),
+                                         optim::AdamWOptions{lr, 0.9, 0.999, 1e-8, 0.05});
+  else
+    throw std::invalid_argument("train_steps: unknown optimizer '" + optimizer +
+                                "' (sgd or adamw)");
   nn::CrossEntropyLoss loss;
   model.train(true);
   int64_t step = 0;
@@ -62,13 +74,13 @@ void train_steps(nn::Module& model, data::DataLoader& loader, int64_t steps, dou
       auto batch = loader.next();
       if (!batch) break;
       any = true;
-      sgd.set_lr(lr * 0.5 *
-                 (1 + std::cos(std::numbers::pi * static_cast<double>(step) /
-                               static_cast<double>(steps))));
-      sgd.zero_grad();
+      opt->set_lr(lr * 0.5 *
+                  (1 + std::cos(std::numbers::pi * static_cast<double>(step) /
+                                static_cast<double>(steps))));
+      opt->zero_grad();
       loss.forward(model.forward(batch->images), batch->labels);
       model.backward(loss.backward());
-      sgd.step();
+      opt->step();
       ++step;
     }
     if (!any) throw std::invalid_argument("train_steps: the labelled set yields no batch");
