@@ -7,6 +7,8 @@
 #include "crypto_test_util.h"
 #include "gradcheck.h"
 #include "master/crypto/crypto.h"
+#include "master/crypto/gather_map.h"
+#include "master/crypto/patch_kernels.h"
 #include "master/nn/im2col.h"
 #include "master/nn/plain_compute.h"
 
@@ -214,6 +216,40 @@ TEST(CryptoConvPatch, ForwardBackwardDataAndBackwardWeightsDecryptToPlainConv) {
 
     const Tensor dw = fw.decrypt_dw(worker_gemm(fw.encrypt_grad_for_dw(dy), fw.x(), true, false));
     expect_within_fp_bound(dw, want.dw, bound.dw, s.positions());
+  }
+}
+
+TEST(CryptoConvPatch, Col2imUnblindingEqualsThePerPositionSumBitForBit) {
+  // dx[c][y·sh - ph + i][x·sw - pw + k] += src[row p][column q] · (row scale · column scale),
+  // positions p in increasing order: whatever path the kernel takes (8 positions at a time for
+  // the last three cases), each output element must receive its terms in that order.
+  const crypto::KeyGenerator gen;
+  Rng rng(26);
+  for (const Case& c : kCases) {
+    const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+    const int64_t m = s.positions(), kdim = s.patch(), taps = s.kh * s.kw;
+    const auto rows = crypto::GatherMap::decrypt(gen.dim_key(m), crypto::ScalePower::kInverse);
+    const auto cols =
+        crypto::GatherMap::decrypt(gen.dim_key(kdim, true), crypto::ScalePower::kInverse);
+    const Tensor src = random_tensor({m, kdim}, rng);
+    std::vector<float> want(static_cast<size_t>(c.x.numel()), 0.0f);
+    const int64_t oh = s.out_h(), ow = s.out_w();
+    for (int64_t p = 0; p < m; ++p) {
+      const int64_t n = p / (oh * ow), y = p / ow % oh, x = p % ow;
+      const float* row = src.data() + int64_t{rows.index[static_cast<size_t>(p)]} * kdim;
+      for (int64_t q = 0; q < kdim; ++q) {
+        const int64_t ch = q / taps, i = q / s.kw % s.kh, k = q % s.kw;
+        const int64_t iy = y * c.g.stride_h - c.g.pad_h + i, ix = x * c.g.stride_w - c.g.pad_w + k;
+        if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) continue;
+        want[static_cast<size_t>(((n * s.in_channels + ch) * s.height + iy) * s.width + ix)] +=
+            row[cols.index[static_cast<size_t>(q)]] *
+            (rows.mul[static_cast<size_t>(p)] * cols.mul[static_cast<size_t>(q)]);
+      }
+    }
+    std::vector<float> got(want.size(), 0.0f);
+    crypto::patch::unblind_col2im(src.data(), s, rows, cols, got.data());
+    for (size_t e = 0; e < want.size(); ++e)
+      ASSERT_EQ(got[e], want[e]) << "element " << e << " of case " << c.x.to_string();
   }
 }
 

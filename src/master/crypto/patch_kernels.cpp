@@ -238,8 +238,109 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
     }
 }
 
+#ifdef __AVX2__
+namespace {
+
+/// unblind_col2im for horizontal stride 1, C·kh·kw a multiple of 8, rows of at least 8 output
+/// positions and one task per image. 8 neighbouring positions of an output row are unblinded
+/// together: their 8 patch rows are transposed into [kdim][8] so that each blinded column is one
+/// vector over the 8 positions, and tap (c, i, k) of the 8 windows adds that vector, scaled, to 8
+/// consecutive floats of a zero-padded accumulator of the image. Taps k run from kw-1 down to 0
+/// so that every output element receives its terms in the order of the per-position path
+/// (positions in increasing order): the sums are bit-identical.
+void unblind_col2im_stride1(const float* src, const ConvShape& s, const GatherMap& rows,
+                            const GatherMap& cols, float* dx, const RowProjection* projection) {
+  const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
+  const int64_t h = s.height, w = s.width, c_all = s.in_channels;
+  const int64_t sh = s.geometry.stride_h, ph = s.geometry.pad_h, pw = s.geometry.pad_w;
+  const int64_t hp = h + 2 * ph, wp = w + 2 * pw;
+  const int32_t* ci = cols.index.data();
+  const float* cm = cols.mul.data();
+  const int64_t ahead = rows_ahead(kdim), positions = s.positions();
+#pragma omp parallel if (s.positions() * kdim > 32768)
+  {
+    std::vector<float> acc(static_cast<size_t>(c_all * hp * wp));
+    std::vector<float> columns(static_cast<size_t>(8 * kdim));
+    std::vector<float> row(static_cast<size_t>(kdim));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.batch; ++n) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t y = 0; y < oh; ++y) {
+        const int64_t row0 = (n * oh + y) * ow;
+        float* line = acc.data() + y * sh * wp;  // the accumulator at window corner (y, 0)
+        const auto request = [&](size_t p) {
+          if (static_cast<int64_t>(p) + ahead < positions)
+            prefetch_row(
+                src + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim,
+                kdim);
+        };
+        int64_t xo = 0;
+        for (; xo + 8 <= ow; xo += 8) {
+          const float* srow[8];
+          for (int64_t k = 0; k < 8; ++k) {
+            const auto p = static_cast<size_t>(row0 + xo + k);
+            request(p);
+            srow[k] = src + static_cast<int64_t>(rows.index[p]) * kdim;
+            if (projection) projection->project(srow[k], kdim, rows.index[p]);
+          }
+          for (int64_t j = 0; j < kdim; j += 8) {
+            __m256 r[8];
+            for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(srow[k] + j);
+            transpose8x8(r);
+            for (int k = 0; k < 8; ++k) _mm256_storeu_ps(columns.data() + (j + k) * 8, r[k]);
+          }
+          const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
+          for (int64_t c = 0; c < c_all; ++c)
+            for (int64_t i = 0; i < s.kh; ++i) {
+              float* out = line + (c * hp + i) * wp + xo;
+              const int64_t q0 = (c * s.kh + i) * s.kw;
+              for (int64_t k = s.kw - 1; k >= 0; --k) {
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_loadu_ps(columns.data() + int64_t{ci[q0 + k]} * 8),
+                                  _mm256_mul_ps(row_mul, _mm256_set1_ps(cm[q0 + k])));
+                _mm256_storeu_ps(out + k, _mm256_add_ps(_mm256_loadu_ps(out + k), v));
+              }
+            }
+        }
+        for (; xo < ow; ++xo) {
+          const auto p = static_cast<size_t>(row0 + xo);
+          request(p);
+          const float* srow = src + static_cast<int64_t>(rows.index[p]) * kdim;
+          if (projection) projection->project(srow, kdim, rows.index[p]);
+          const float rm = rows.mul[p];
+          for (int64_t q = 0; q < kdim; ++q)
+            row[static_cast<size_t>(q)] = srow[ci[q]] * (rm * cm[q]);
+          for (int64_t c = 0; c < c_all; ++c)
+            for (int64_t i = 0; i < s.kh; ++i) {
+              float* out = line + (c * hp + i) * wp + xo;
+              const float* tap = row.data() + (c * s.kh + i) * s.kw;
+              for (int64_t k = 0; k < s.kw; ++k) out[k] += tap[k];
+            }
+        }
+      }
+      float* img = dx + n * c_all * h * w;
+      for (int64_t c = 0; c < c_all; ++c)
+        for (int64_t y = 0; y < h; ++y) {
+          const float* a = acc.data() + (c * hp + y + ph) * wp + pw;
+          float* d = img + (c * h + y) * w;
+          for (int64_t x = 0; x < w; ++x) d[x] += a[x];
+        }
+    }
+  }
+}
+
+}  // namespace
+#endif
+
 void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
                     const GatherMap& cols, float* dx, const RowProjection* projection) {
+#ifdef __AVX2__
+  const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (s.geometry.stride_w == 1 && s.patch() % 8 == 0 && s.out_w() >= 8 && s.batch >= team) {
+    unblind_col2im_stride1(src, s, rows, cols, dx, projection);
+    return;
+  }
+#endif
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
   const int64_t h = s.height, w = s.width, c_all = s.in_channels;
   const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
