@@ -290,17 +290,18 @@ void unblind_col2im_stride1(const float* src, const ConvShape& s, const GatherMa
             for (int k = 0; k < 8; ++k) _mm256_storeu_ps(columns.data() + (j + k) * 8, r[k]);
           }
           const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
-          for (int64_t c = 0; c < c_all; ++c)
-            for (int64_t i = 0; i < s.kh; ++i) {
-              float* out = line + (c * hp + i) * wp + xo;
-              const int64_t q0 = (c * s.kh + i) * s.kw;
-              for (int64_t k = s.kw - 1; k >= 0; --k) {
-                const __m256 v =
-                    _mm256_mul_ps(_mm256_loadu_ps(columns.data() + int64_t{ci[q0 + k]} * 8),
-                                  _mm256_mul_ps(row_mul, _mm256_set1_ps(cm[q0 + k])));
-                _mm256_storeu_ps(out + k, _mm256_add_ps(_mm256_loadu_ps(out + k), v));
+          // Tap k outermost: the vectors of taps k and k-1 of one (c, i) overlap in 7 of 8
+          // floats, and a load that overlaps a store still in flight waits for it to reach the
+          // cache (a failed store-to-load forward); every (c, i) in between hides that.
+          for (int64_t k = s.kw - 1; k >= 0; --k)
+            for (int64_t c = 0; c < c_all; ++c)
+              for (int64_t i = 0; i < s.kh; ++i) {
+                float* out = line + (c * hp + i) * wp + xo + k;
+                const int64_t q = (c * s.kh + i) * s.kw + k;
+                const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(columns.data() + int64_t{ci[q]} * 8),
+                                               _mm256_mul_ps(row_mul, _mm256_set1_ps(cm[q])));
+                _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), v));
               }
-            }
         }
         for (; xo < ow; ++xo) {
           const auto p = static_cast<size_t>(row0 + xo);
