@@ -23,20 +23,25 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-start_worker() {  # THREADS -> prints HOST:PORT
+# Not called in $(...): a subshell would keep the worker's pid from `pids`, and the workers
+# would outlive the script.
+start_worker() {  # THREADS VAR: starts a worker and sets VAR to its HOST:PORT
   local log="$tmp/worker$RANDOM.log"
   "$build/tempo" worker --listen 127.0.0.1:0 --threads "$1" >"$log" 2>/dev/null &
   pids+=($!)
   for _ in $(seq 100); do
-    if grep -q "listening on" "$log"; then sed -n 's/.*listening on //p' "$log" | head -n 1; return; fi
+    if grep -q "listening on" "$log"; then
+      printf -v "$2" '%s' "$(sed -n 's/.*listening on //p' "$log" | head -n 1)"
+      return
+    fi
     sleep 0.1
   done
   echo "tempo worker did not start" >&2
   exit 1
 }
-one=$(start_worker "$threads")
-two_a=$(start_worker "$half")
-two_b=$(start_worker "$half")
+start_worker "$threads" one
+start_worker "$half" two_a
+start_worker "$half" two_b
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 configs=("embedded:--worker-threads $threads"
