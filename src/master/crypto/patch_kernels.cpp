@@ -283,12 +283,7 @@ void unblind_col2im_stride1(const float* src, const ConvShape& s, const GatherMa
             srow[k] = src + static_cast<int64_t>(rows.index[p]) * kdim;
             if (projection) projection->project(srow[k], kdim, rows.index[p]);
           }
-          for (int64_t j = 0; j < kdim; j += 8) {
-            __m256 r[8];
-            for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(srow[k] + j);
-            transpose8x8(r);
-            for (int k = 0; k < 8; ++k) _mm256_storeu_ps(columns.data() + (j + k) * 8, r[k]);
-          }
+          transpose_rows8_to_columns(srow, kdim, columns.data());
           const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
           // Tap k outermost: the vectors of taps k and k-1 of one (c, i) overlap in 7 of 8
           // floats, and a load that overlaps a store still in flight waits for it to reach the

@@ -62,6 +62,17 @@ inline void transpose8x8(__m256 r[8]) {
   }
 }
 
+/// columns[q·8 + k] = rows[k][q] for q < n (n a multiple of 8): 8 rows of n floats become n
+/// vectors of 8, one per column, each a single 32-byte load afterwards.
+inline void transpose_rows8_to_columns(const float* const rows[8], int64_t n, float* columns) {
+  for (int64_t q = 0; q < n; q += 8) {
+    __m256 r[8];
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(rows[k] + q);
+    transpose8x8(r);
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(columns + (q + k) * 8, r[k]);
+  }
+}
+
 /// gather_row for 8 rows at once: d[k][j] = src[k][idx[j]] * (rm[k] * mul[j]), n a multiple of
 /// 8, `columns` scratch of 8·n floats. The 8 source rows are transposed into `columns` so that
 /// each source column is one 32-byte load; the permuted, scaled columns are transposed back.
@@ -69,12 +80,7 @@ inline void transpose8x8(__m256 r[8]) {
 /// faster for rows of 64-2048 floats on the development VM (docs/notes/crypto-throughput.md).
 inline void gather_rows8(const float* const src[8], const int32_t* idx, const float* mul,
                          const float* rm, int64_t n, float* const d[8], float* columns) {
-  for (int64_t q = 0; q < n; q += 8) {
-    __m256 r[8];
-    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src[k] + q);
-    transpose8x8(r);
-    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(columns + (q + k) * 8, r[k]);
-  }
+  transpose_rows8_to_columns(src, n, columns);
   const __m256 row_mul = _mm256_loadu_ps(rm);
   for (int64_t j = 0; j < n; j += 8) {
     __m256 r[8];
