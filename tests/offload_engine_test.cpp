@@ -373,6 +373,41 @@ TEST(OffloadPolicyTest, KeepInTeePrefixesAndConvModeExceptionsAreHonoured) {
   EXPECT_EQ(placed2.at("layer10.conv").conv_mode, ConvMode::kChannel);
 }
 
+TEST(OffloadPolicyTest, AttentionInTeeKeepsOnlyTheAttentionProductsInTheTee) {
+  Rng rng(3);
+  const Tensor x = Tensor::filled({2, 5, 8}, 0.25f);  // [batch, tokens, dim]
+  // Requests one attention forward sends: qkv and proj always; Q.K^T and A.V unless kept.
+  for (const bool keep : {false, true}) {
+    worker::WorkerOptions wo;
+    wo.threads = 1;
+    worker::EmbeddedWorker worker(wo);
+    OffloadPolicy policy;
+    policy.keep_attention_in_tee = keep;
+    OffloadEngine engine(worker, policy);
+    auto net = placement_model(rng);
+    const auto placed = by_path(engine.apply(*net));
+    EXPECT_EQ(placed.at("attn").offloaded, !keep);
+    if (keep) {
+      EXPECT_THAT(placed.at("attn").reason, HasSubstr("attention products"));
+    }
+    EXPECT_TRUE(placed.at("attn.qkv").offloaded);
+    EXPECT_TRUE(placed.at("attn.proj").offloaded);
+    EXPECT_TRUE(placed.at("fc").offloaded);
+    auto mods = modules_by_path(*net);
+    nn::Module& attn = *mods.at("attn");
+    attn.train(false);
+    const Tensor y = attn.forward(x);
+    EXPECT_EQ(worker.counters().requests, keep ? 2u : 4u) << "keep_attention_in_tee " << keep;
+    EXPECT_EQ(worker.counters().failed, 0u);
+    // Same result as computing everything in the TEE.
+    for (auto& [path, m] : mods) m->set_compute(&nn::plain_compute());
+    const Tensor ref = attn.forward(x);
+    ASSERT_EQ(y.shape(), ref.shape());
+    for (int64_t i = 0; i < y.numel(); ++i)
+      EXPECT_NEAR(y.data()[i], ref.data()[i], 1e-5f * (1.0f + std::fabs(ref.data()[i])));
+  }
+}
+
 TEST(OffloadPolicyTest, OffloadingFirstLayerOnlyWhenAsked) {
   worker::WorkerOptions wo;
   wo.threads = 1;

@@ -21,6 +21,7 @@ struct OffloadFlags {
   std::string conv_mode = "patch";
   int sigma = 8;
   std::vector<std::string> keep_in_tee;
+  bool attention_in_tee = false;
   std::vector<std::string> channel_mode_layers;
   bool offload_first_layer = false;
   bool offload_head = false;

@@ -56,6 +56,8 @@ std::vector<PlacedLayer> OffloadEngine::apply(nn::Module& model) {
       p.reason = "first layer: raw inputs stay in the TEE";
     } else if (policy_.keep_head_in_tee && nm.path == last) {
       p.reason = "classifier head: logits and labels stay in the TEE";
+    } else if (policy_.keep_attention_in_tee && p.type == "MultiHeadSelfAttention") {
+      p.reason = "attention products kept in the TEE by policy";
     } else if (matches_prefix(nm.path, policy_.keep_in_tee)) {
       p.reason = "kept in the TEE by policy";
     } else {
