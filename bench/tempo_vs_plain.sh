@@ -2,6 +2,7 @@
 # Tempo mode (embedded CPU worker) against plain mode (the pure-TEE baseline): training-step time,
 # side by side in one run. For each model the three configurations alternate, ROUNDS times each:
 #   plain | tempo (patch-mode convs, the default) | tempo --conv-mode channel
+#   and, for vit* models, tempo --attention-in-tee (attention products computed in the TEE)
 # Medians and ratios over plain go to a JSON file and a printed table; the load average is taken
 # before and after (a shared machine: rerun when it moved a lot).
 # Target (issue): tempo / plain <= 1.3.
@@ -27,8 +28,10 @@ configs=("plain:--mode plain" "tempo-patch:--mode tempo" "tempo-channel:--mode t
 for spec in $models; do
   model=${spec%%:*}
   batch=${spec##*:}
+  model_configs=("${configs[@]}")
+  [[ $model == vit* ]] && model_configs+=("tempo-attn-tee:--mode tempo --attention-in-tee")
   for r in $(seq "$rounds"); do
-    for c in "${configs[@]}"; do
+    for c in "${model_configs[@]}"; do
       name=${c%%:*}
       # CPU seconds of the whole process (user + sys) besides the wall-clock step times: on a
       # shared machine they move less with the load than wall time does.
@@ -53,7 +56,7 @@ except ValueError:
     info = {}
 res = {"threads": int(sys.argv[3]), "loadavg_before": sys.argv[4], "loadavg_after": sys.argv[5],
        "machine": info, "target_ratio": 1.3, "models": {}}
-configs = ["plain", "tempo-patch", "tempo-channel"]
+configs = list(dict.fromkeys(r["config"] for r in rows))
 print(f"{'model':10s} {'batch':>5s} {'config':14s} {'median s':>9s} {'fwd s':>7s} {'bwd s':>7s} "
       f"{'x plain':>7s} {'cpu s':>7s} {'x plain':>7s} {'MB/step':>8s}  rounds")
 for m in dict.fromkeys(r["model"] for r in rows):
@@ -62,6 +65,8 @@ for m in dict.fromkeys(r["model"] for r in rows):
                               if r["model"] == m and r["config"] == "plain")
     for c in configs:
         rs = [r for r in rows if r["model"] == m and r["config"] == c]
+        if not rs:
+            continue
         med = statistics.median(r["median_step_seconds"] for r in rs)
         traffic = rs[0].get("traffic", {})
         # The bench process counts the traffic of its warmup and timed steps together.
@@ -81,7 +86,7 @@ for m in dict.fromkeys(r["model"] for r in rows):
               f"{entry[c]['process_cpu_s']:7.1f} {entry[c]['process_cpu_s'] / entry['plain']['process_cpu_s']:7.2f} "
               f"{'' if c == 'plain' else format(mb, '8.1f'):>8s}  "
               + " ".join(f"{x:.4f}" for x in entry[c]["rounds_s"]))
-    entry["batch_size"] = rs[0]["batch_size"]
+    entry["batch_size"] = next(r["batch_size"] for r in rows if r["model"] == m)
     res["models"][m] = entry
 print(f"loadavg before: {sys.argv[4]}  after: {sys.argv[5]}  (threads {sys.argv[3]})")
 print("cpu s: user+sys CPU seconds of the whole bench process (model build, warmup and timed steps)")
