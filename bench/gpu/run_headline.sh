@@ -6,6 +6,7 @@
 #   (b)  PyTorch CPU, 16 threads (bench/torch_step.py)   what a user would pick
 #   (c)  tempo bench --mode tempo, CUDA worker           default policy (patch-mode convs)
 #   (c') the same with --conv-mode channel               the opt-in speed mode (also in tf32)
+#   (c'') vit models: (c) with --attention-in-tee          attention products in the TEE
 #   (d)  PyTorch on the GPU, fp32 and TF32               the limit
 # plus peak host memory (peak RSS of the master process) and peak GPU memory (nvidia-smi,
 # sampled) of (c). First it checks library paths (ldd) and runs cuda_backend_test.
@@ -162,7 +163,11 @@ skip() { echo "{\"config\":\"$1\",\"model\":\"$2\",\"skipped\":\"$3\"}" >>"$rows
 # docs/gpu.md), a `tempo worker --backend cuda` on loopback serves instead (gRPC in between).
 worker_flags=()
 worker_desc="embedded $backend worker"
-if [[ ${WORKER:-} != loopback ]] && "$tempo" bench --help 2>/dev/null | grep -q -- '--worker-backend'; then
+# The help text is read once: `tempo ... --help | grep -q` fails under pipefail whenever grep exits
+# before tempo has written everything (SIGPIPE), which made flags look absent.
+bench_help=$("$tempo" bench --help 2>/dev/null || true)
+has_flag() { grep -q -- "$1" <<<"$bench_help"; }
+if [[ ${WORKER:-} != loopback ]] && has_flag --worker-backend; then
   worker_flags=(--worker-backend "$backend")
 elif [[ $backend != cpu || ${WORKER:-} == loopback ]]; then
   TEMPO_CUDA_STATS=1 "$tempo" worker --listen 127.0.0.1:0 --backend "$backend" \
@@ -177,7 +182,9 @@ fi
 say "tempo mode uses: $worker_desc"
 common=(--batch-size "$batch" --steps "$steps" --warmup "$warmup" --threads "$threads" --json)
 has_precision=0
-"$tempo" bench --help 2>/dev/null | grep -q -- '--worker-precision' && has_precision=1
+has_attention_in_tee=0
+has_flag --attention-in-tee && has_attention_in_tee=1
+has_flag --worker-precision && has_precision=1
 
 for model in $models; do
   run plain "$model" "$tempo" bench --model "$model" --mode plain "${common[@]}"
@@ -186,6 +193,10 @@ for model in $models; do
   run tempo-patch "$model" "$tempo" bench --model "$model" --mode tempo "${worker_flags[@]}" "${common[@]}"
   run tempo-channel "$model" "$tempo" bench --model "$model" --mode tempo --conv-mode channel \
     "${worker_flags[@]}" "${common[@]}"
+  if [[ $model == vit* && $has_attention_in_tee == 1 ]]; then
+    run tempo-attn-tee "$model" "$tempo" bench --model "$model" --mode tempo --attention-in-tee \
+      "${worker_flags[@]}" "${common[@]}"
+  fi
   if [[ $dry == 1 ]]; then
     skip tempo-channel-tf32 "$model" "DRY_RUN (cpu backend is fp32 only)"
     skip torch-gpu-fp32 "$model" DRY_RUN
@@ -220,6 +231,7 @@ res = {"dry_run": sys.argv[5] == "1", "cuda_backend_test_exit": int(sys.argv[6])
        "models": {}}
 labels = [("plain", "(a) plain"), ("torch-cpu", "(b) torch cpu"), ("tempo-patch", "(c) tempo"),
           ("tempo-channel", "(c') channel"), ("tempo-channel-tf32", "(c') tf32"),
+          ("tempo-attn-tee", "(c'') attn TEE"),
           ("torch-gpu-fp32", "(d) gpu fp32"), ("torch-gpu-tf32", "(d) gpu tf32")]
 print(f"{'model':9s} " + " ".join(f"{l:>13s}" for _, l in labels) + f" {'b/c':>6s} {'b/c_':>6s}")
 for m in dict.fromkeys(r["model"] for r in rows):
@@ -268,7 +280,7 @@ for m in dict.fromkeys(r["model"] for r in rows):
     sp = lambda k: f"{e[k]:6.2f}" if k in e else f"{'-':>6s}"
     print(f"{m:9s} " + " ".join(cell(c) for c, _ in labels) + " "
           + sp("speedup_torch_cpu_over_tempo_patch") + " " + sp("speedup_torch_cpu_over_tempo_channel"))
-    for c in ("plain", "tempo-patch", "tempo-channel", "tempo-channel-tf32"):
+    for c in ("plain", "tempo-patch", "tempo-channel", "tempo-channel-tf32", "tempo-attn-tee"):
         if med(c):
             print(f"{'':9s}   {c}: peak RSS {e[c]['peak_rss_mib']:.0f} MiB, GPU peak "
                   f"{e[c]['gpu_peak_mib']} MiB (nvidia-smi, whole device)")
