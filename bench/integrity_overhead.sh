@@ -6,7 +6,8 @@
 # master spent inside the checks per step (integrity_check_seconds), which shared-machine noise
 # does not swamp the way it swamps a difference of two step times.
 # Usage: bench/integrity_overhead.sh [BUILD_DIR] [OUT_JSON]
-#        env: ROUNDS (3), MODELS ("resnet18:16 vit-tiny:32"), STEPS (4), WARMUP (1), THREADS (0)
+#        env: ROUNDS (3), MODELS ("resnet18:16 vit-tiny:32"), STEPS (4), WARMUP (1), THREADS (0),
+#             FLAGS (more `tempo bench` flags for every run, e.g. "--attention-in-tee")
 set -euo pipefail
 build=${1:-build}
 out=${2:-bench/results/integrity_overhead.json}
@@ -15,6 +16,7 @@ steps=${STEPS:-4}
 warmup=${WARMUP:-1}
 threads=${THREADS:-0}
 models=${MODELS:-"resnet18:16 vit-tiny:32"}
+read -r -a extra <<<"${FLAGS:-}"
 mkdir -p "$(dirname "$out")"
 tmp=$(mktemp)
 load_before=$(cat /proc/loadavg)
@@ -24,7 +26,8 @@ for spec in $models; do
   for r in $(seq "$rounds"); do
     for t in 0 1 2; do
       "$build/tempo" bench --mode tempo --model "$model" --batch-size "$batch" --steps "$steps" \
-        --warmup "$warmup" --threads "$threads" --verify-rounds "$t" --json 2>/dev/null \
+        --warmup "$warmup" --threads "$threads" --verify-rounds "$t" ${extra[@]+"${extra[@]}"} \
+        --json 2>/dev/null \
         | tail -n 1 | sed "s/^{/{\"t\":$t,\"round\":$r,/" >>"$tmp"
     done
   done
