@@ -297,6 +297,12 @@ std::unique_ptr<models::NamedSequential> placement_model(Rng& rng) {
   return net;
 }
 
+worker::WorkerOptions one_thread() {
+  worker::WorkerOptions wo;
+  wo.threads = 1;
+  return wo;
+}
+
 std::map<std::string, PlacedLayer> by_path(const std::vector<PlacedLayer>& placed) {
   std::map<std::string, PlacedLayer> m;
   for (const auto& p : placed) m[p.path] = p;
@@ -332,9 +338,7 @@ TEST_F(OffloadEngineTest, DefaultPlacementKeepsFirstLayerAndHeadInTheTee) {
 }
 
 TEST(OffloadPolicyTest, KeepInTeePrefixesAndConvModeExceptionsAreHonoured) {
-  worker::WorkerOptions wo;
-  wo.threads = 1;
-  worker::EmbeddedWorker worker(wo);
+  worker::EmbeddedWorker worker(one_thread());
   OffloadPolicy policy;
   policy.keep_in_tee = {"layer1"};                 // a subtree, not "layer10"
   policy.conv_mode_exceptions = {"layer10.conv"};  // patch -> channel for this one
@@ -378,9 +382,7 @@ TEST(OffloadPolicyTest, AttentionInTeeKeepsOnlyTheAttentionProductsInTheTee) {
   const Tensor x = Tensor::filled({2, 5, 8}, 0.25f);  // [batch, tokens, dim]
   // Requests one attention forward sends: qkv and proj always; Q.K^T and A.V unless kept.
   for (const bool keep : {false, true}) {
-    worker::WorkerOptions wo;
-    wo.threads = 1;
-    worker::EmbeddedWorker worker(wo);
+    worker::EmbeddedWorker worker(one_thread());
     OffloadPolicy policy;
     policy.keep_attention_in_tee = keep;
     OffloadEngine engine(worker, policy);
@@ -409,9 +411,7 @@ TEST(OffloadPolicyTest, AttentionInTeeKeepsOnlyTheAttentionProductsInTheTee) {
 }
 
 TEST(OffloadPolicyTest, OffloadingFirstLayerOnlyWhenAsked) {
-  worker::WorkerOptions wo;
-  wo.threads = 1;
-  worker::EmbeddedWorker worker(wo);
+  worker::EmbeddedWorker worker(one_thread());
   OffloadPolicy policy;
   policy.keep_first_in_tee = false;
   OffloadEngine engine(worker, policy);
