@@ -248,7 +248,7 @@ void BM_KeyGenerationPatch(benchmark::State& state) {
   const crypto::KeyGenerator gen;
   for (auto _ : state)
     benchmark::DoNotOptimize(
-        gen.patch_conv_key(s.positions(), s.patch(), s.out_channels).m.perm.data());
+        gen.patch_conv_key(s.positions(), s.patch(), s.out_channels).m.perm().data());
   state.SetItemsProcessed(state.iterations() * (s.positions() + s.patch() + s.out_channels));
 }
 BENCHMARK(BM_KeyGenerationPatch)->UseRealTime();

@@ -128,14 +128,14 @@ TEST(CryptoConvChannel, BlindedInputFollowsTheDocumentedConvention) {
     for (int ch = 0; ch < 4; ++ch)
       for (int t = 0; t < 6; ++t)
         EXPECT_EQ(xb[(b * 4 + ch) * 6 + t],
-                  key.batch.scale[b] * key.in_channels.scale[ch] *
-                      x[(key.batch.perm[b] * 4 + key.in_channels.perm[ch]) * 6 + t]);
+                  key.batch.scale()[b] * key.in_channels.scale()[ch] *
+                      x[(key.batch.perm()[b] * 4 + key.in_channels.perm()[ch]) * 6 + t]);
   for (int o = 0; o < 5; ++o)
     for (int ch = 0; ch < 4; ++ch)
       for (int t = 0; t < 9; ++t)
         EXPECT_EQ(wb[(o * 4 + ch) * 9 + t],
-                  key.out_channels.scale[o] * key.in_channels.inv_scale[ch] *
-                      w[(key.out_channels.perm[o] * 4 + key.in_channels.perm[ch]) * 9 + t]);
+                  key.out_channels.scale()[o] * key.in_channels.inv_scale()[ch] *
+                      w[(key.out_channels.perm()[o] * 4 + key.in_channels.perm()[ch]) * 9 + t]);
 }
 
 TEST(CryptoConvChannel, MismatchedShapesAreRejected) {
@@ -187,8 +187,8 @@ TEST(CryptoConvPatch, BlindedPatchesArePermutedAndScaledPatchRows) {
     const int64_t k = s.patch();
     for (int64_t i = 0; i < s.positions(); ++i)
       for (int64_t j = 0; j < k; ++j)
-        ASSERT_EQ(got[i * k + j],
-                  key.m.scale[i] * plain[key.m.perm[i] * k + key.k.perm[j]] * key.k.scale[j]);
+        ASSERT_EQ(got[i * k + j], key.m.scale()[i] * plain[key.m.perm()[i] * k + key.k.perm()[j]] *
+                                      key.k.scale()[j]);
   }
 }
 

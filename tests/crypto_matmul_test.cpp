@@ -6,7 +6,9 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <span>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "crypto_test_util.h"
@@ -28,6 +30,12 @@ using testing::worker_gemm;
 
 // ---------------------------------------------------------------------------- keys and CSPRNG
 
+// A key's array as a vector, to compare two keys' arrays.
+template <class T>
+std::vector<std::remove_const_t<T>> vec(std::span<T> s) {
+  return {s.begin(), s.end()};
+}
+
 TEST(CryptoKeys, PermutationsAreValidAndInversesMatch) {
   KeyGenerator gen;
   for (int64_t n : {0, 1, 2, 7, 100, 4097}) {
@@ -36,7 +44,7 @@ TEST(CryptoKeys, PermutationsAreValidAndInversesMatch) {
     EXPECT_EQ(k.size(), n);
   }
   DimKey bad = gen.dim_key(10);
-  bad.perm[0] = bad.perm[1];
+  bad.perm()[0] = bad.perm()[1];
   EXPECT_FALSE(bad.is_valid());
 }
 
@@ -45,11 +53,36 @@ TEST(CryptoKeys, FreshKeysDiffer) {
   const MatmulKey a = gen.matmul_key(64, 64, 64), b = gen.matmul_key(64, 64, 64);
   // Two independent permutations of 64 agree with probability 1/64! and scale vectors of 64
   // entries with probability 17^-64: equality means the generator is not fresh.
-  EXPECT_NE(a.m.perm, b.m.perm);
-  EXPECT_NE(a.k.perm, b.k.perm);
-  EXPECT_NE(a.n.perm, b.n.perm);
-  EXPECT_NE(a.m.scale, b.m.scale);
-  EXPECT_NE(a.k.scale, b.k.scale);
+  EXPECT_NE(vec(a.m.perm()), vec(b.m.perm()));
+  EXPECT_NE(vec(a.k.perm()), vec(b.k.perm()));
+  EXPECT_NE(vec(a.n.perm()), vec(b.n.perm()));
+  EXPECT_NE(vec(a.m.scale()), vec(b.m.scale()));
+  EXPECT_NE(vec(a.k.scale()), vec(b.k.scale()));
+}
+
+TEST(CryptoKeys, EveryEntryOfABatchedKeyIsValidAndItsOwn) {
+  // The entries share one allocation and are drawn on several threads.
+  const crypto::BatchedMatmulKey key = KeyGenerator().batched_matmul_key(96, 49, 16, 49);
+  ASSERT_EQ(key.entries.size(), 96U);
+  for (const MatmulKey& e : key.entries) {
+    ASSERT_TRUE(e.m.is_valid() && e.k.is_valid() && e.n.is_valid());
+    ASSERT_EQ(e.m.size(), 49);
+    ASSERT_EQ(e.k.size(), 16);
+    ASSERT_EQ(e.n.size(), 49);
+  }
+  EXPECT_NE(vec(key.entries.front().m.perm()), vec(key.entries.back().m.perm()));
+  EXPECT_NE(vec(key.entries[0].n.scale()), vec(key.entries[1].n.scale()));
+}
+
+TEST(CryptoKeys, ACopiedKeyIsIndependentOfItsOriginal) {
+  const crypto::BatchedMatmulKey key = KeyGenerator().batched_matmul_key(2, 8, 8, 8);
+  MatmulKey copy = key.entries[0];
+  std::swap(copy.m.perm()[0], copy.m.perm()[1]);
+  copy.k.scale()[0] = 3.0f;
+  EXPECT_TRUE(key.entries[0].m.is_valid());
+  EXPECT_NE(key.entries[0].m.perm()[0], copy.m.perm()[0]);
+  EXPECT_NE(key.entries[0].k.scale()[0], 3.0f);
+  EXPECT_TRUE(key.entries[1].k.is_valid());
 }
 
 TEST(CryptoKeys, PowerOfTwoScalesLieInRangeAndInnerScaleCarriesBothSigns) {
@@ -61,14 +94,14 @@ TEST(CryptoKeys, PowerOfTwoScalesLieInRangeAndInnerScaleCarriesBothSigns) {
     std::map<int, int> exponents;
     int negative = 0;
     for (const DimKey* d : {&key.m, &key.k, &key.n})
-      for (size_t i = 0; i < d->scale.size(); ++i) {
-        const float s = d->scale[i];
+      for (size_t i = 0; i < d->scale().size(); ++i) {
+        const float s = d->scale()[i];
         int e = 0;
         const float mant = std::frexp(std::abs(s), &e);
         EXPECT_EQ(mant, 0.5f) << "not a power of two: " << s;
         EXPECT_GE(e - 1, -sigma);
         EXPECT_LE(e - 1, sigma);
-        EXPECT_EQ(d->scale[i] * d->inv_scale[i], 1.0f);
+        EXPECT_EQ(d->scale()[i] * d->inv_scale()[i], 1.0f);
         ++exponents[e - 1];
         if (s < 0) {
           ++negative;
@@ -88,7 +121,7 @@ TEST(CryptoKeys, LogUniformScalesLieInRange) {
   p.sigma = 4;
   const DimKey k = KeyGenerator(p).dim_key(1000);
   int non_power_of_two = 0;
-  for (float s : k.scale) {
+  for (float s : k.scale()) {
     EXPECT_GE(s, std::ldexp(1.0f, -4) * 0.999f);
     EXPECT_LE(s, std::ldexp(1.0f, 4) * 1.001f);
     int e = 0;
@@ -174,6 +207,75 @@ TEST(CryptoCsprng, UniformIsUnbiasedForABoundNearTwoToThe32) {
   EXPECT_LT(chi2(by_residue), 40.0);
 }
 
+// A run whose product is 3·2^62: without the rejection, floor(x·P / 2^64) = floor(3x/4) hits
+// the residue 0 mod 3 twice as often as the others (chi2 near 6000 here). Two bounds of the same
+// product, 3·2^30 and 2^32, give the digits of that same number: (d1·2^32 + d2) mod 3 is
+// (d1 + d2) mod 3, so their sum carries the same bias.
+TEST(CryptoCsprng, UniformBatchIsUnbiasedForAProductNearTwoToThe64) {
+  crypto::Csprng rng;
+  constexpr int kDraws = 60000;
+  auto chi2 = [](const std::array<int, 3>& c) {
+    const double e = kDraws / 3.0;
+    double x = 0.0;
+    for (int n : c) x += (n - e) * (n - e) / e;
+    return x;
+  };
+  std::array<int, 3> one_bound{}, two_bounds{};
+  const uint64_t single[] = {uint64_t{3} << 62};
+  const uint64_t pair[] = {uint64_t{3} << 30, uint64_t{1} << 32};
+  for (int i = 0; i < kDraws; ++i) {
+    uint64_t out[2];
+    rng.uniform_batch(single, 1, out);
+    ASSERT_LT(out[0], single[0]);
+    ++one_bound[out[0] % 3];
+    rng.uniform_batch(pair, 2, out);
+    ASSERT_LT(out[0], pair[0]);
+    ASSERT_LT(out[1], pair[1]);
+    ++two_bounds[(out[0] + out[1]) % 3];
+  }
+  // P(chi2 > 40) = 2e-9 for 2 degrees of freedom under uniformity.
+  EXPECT_LT(chi2(one_bound), 40.0);
+  EXPECT_LT(chi2(two_bounds), 40.0);
+}
+
+// Digits of one draw must be independent, not only uniform one by one: the joint counts of three
+// digits (bounds 3, 4, 5: one run) over all 60 combinations, and of a run split across two draws.
+TEST(CryptoCsprng, UniformBatchDigitsAreJointlyUniform) {
+  crypto::Csprng rng;
+  constexpr int kDraws = 60000;
+  const uint64_t bounds[] = {3, 4, 5};
+  std::array<int, 60> joint{};
+  for (int i = 0; i < kDraws; ++i) {
+    uint64_t out[3];
+    rng.uniform_batch(bounds, 3, out);
+    ++joint[static_cast<size_t>((out[0] * 4 + out[1]) * 5 + out[2])];
+  }
+  double chi2 = 0.0;
+  for (int n : joint) chi2 += (n - 1000.0) * (n - 1000.0) / 1000.0;
+  EXPECT_LT(chi2, 150.0);  // 59 degrees of freedom: P(chi2 > 150) ~ 1e-9
+  const uint64_t zero_bound[] = {4, 0};
+  uint64_t out[2];
+  EXPECT_THROW(rng.uniform_batch(zero_bound, 2, out), std::invalid_argument);
+}
+
+// A shuffle of 25 takes its swap indices from two draws (the product of 25·24·...·12 exceeds
+// 2^64): every value must still land on every position with probability 1/25. A mistake at the
+// boundary between draws (an index used twice, a position skipped) skews this table.
+TEST(CryptoCsprng, FisherYatesAcrossSeveralDrawsPutsEveryValueEverywhereEvenly) {
+  crypto::Csprng rng;
+  constexpr int kN = 25, kShuffles = 2500;  // 100 expected per cell
+  std::vector<int> count(kN * kN, 0);
+  std::array<int32_t, kN> v{};
+  for (int s = 0; s < kShuffles; ++s) {
+    std::iota(v.begin(), v.end(), 0);
+    rng.shuffle(v.data(), kN);
+    for (int p = 0; p < kN; ++p) ++count[static_cast<size_t>(v[static_cast<size_t>(p)] * kN + p)];
+  }
+  double chi2 = 0.0;
+  for (int n : count) chi2 += (n - 100.0) * (n - 100.0) / 100.0;
+  EXPECT_LT(chi2, 804.0);  // 576 degrees of freedom: P(chi2 > 804) ~ 1e-9
+}
+
 TEST(CryptoCsprng, TwoStreamsAreIndependentlyKeyed) {
   crypto::Csprng a, b;
   std::vector<uint32_t> va, vb;
@@ -226,11 +328,11 @@ TEST(CryptoMatmul, BlindedEntriesFollowTheDocumentedConvention) {
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 5; ++j)
       EXPECT_EQ(ab[i * 5 + j],
-                key.m.scale[i] * a[key.m.perm[i] * 5 + key.k.perm[j]] * key.k.scale[j]);
+                key.m.scale()[i] * a[key.m.perm()[i] * 5 + key.k.perm()[j]] * key.k.scale()[j]);
   for (int j = 0; j < 5; ++j)
     for (int l = 0; l < 6; ++l)
       EXPECT_EQ(bb[j * 6 + l],
-                key.k.inv_scale[j] * b[key.k.perm[j] * 6 + key.n.perm[l]] * key.n.scale[l]);
+                key.k.inv_scale()[j] * b[key.k.perm()[j] * 6 + key.n.perm()[l]] * key.n.scale()[l]);
 }
 
 // Sequential float dot products in the stored order of the inner index.
@@ -263,9 +365,9 @@ TEST(CryptoMatmul, PowerOfTwoScalesChangeNothingButSummationOrder) {
     // The plaintext product, summed in the order pi_k.
     Tensor a_perm({d.m, d.k}), b_perm({d.k, d.n});
     for (int64_t i = 0; i < d.m; ++i)
-      for (int64_t j = 0; j < d.k; ++j) a_perm[i * d.k + j] = a[i * d.k + key.k.perm[j]];
+      for (int64_t j = 0; j < d.k; ++j) a_perm[i * d.k + j] = a[i * d.k + key.k.perm()[j]];
     for (int64_t j = 0; j < d.k; ++j)
-      for (int64_t l = 0; l < d.n; ++l) b_perm[j * d.n + l] = b[key.k.perm[j] * d.n + l];
+      for (int64_t l = 0; l < d.n; ++l) b_perm[j * d.n + l] = b[key.k.perm()[j] * d.n + l];
     const Tensor want = ordered_product(a_perm, b_perm);
     for (int64_t i = 0; i < want.numel(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
   }
@@ -378,9 +480,9 @@ TEST(CryptoBatchedMatmul, BatchIndexIsPermutedAndEachEntryHasItsOwnKey) {
   const crypto::BatchedMatmulKey key = KeyGenerator().batched_matmul_key(16, 8, 8, 8);
   EXPECT_TRUE(key.batch.is_valid());
   ASSERT_EQ(key.entries.size(), 16u);
-  EXPECT_NE(key.entries[0].k.perm, key.entries[1].k.perm);
-  const std::vector<int32_t> identity = DimKey::identity(16).perm;
-  EXPECT_NE(key.batch.perm, identity);  // fails with probability 1/16!
+  EXPECT_NE(vec(key.entries[0].k.perm()), vec(key.entries[1].k.perm()));
+  const DimKey identity = DimKey::identity(16);
+  EXPECT_NE(vec(key.batch.perm()), vec(identity.perm()));  // fails with probability 1/16!
 }
 
 TEST(CryptoBatchedMatmul, MismatchedOperandsAreRejected) {

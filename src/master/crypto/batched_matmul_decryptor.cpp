@@ -25,7 +25,7 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
   auto unblind_entries = [&](int64_t first, int64_t step) {
     GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
     for (int64_t b = first; b < batch; b += step) {
-      const int32_t beta = key_.batch.inv_perm[static_cast<size_t>(b)];
+      const int32_t beta = key_.batch.inv_perm()[static_cast<size_t>(b)];
       const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
       rows_map.set_decrypt(e.m, ScalePower::kInverse);
       cols_map.set_decrypt(e.n, ScalePower::kInverse);

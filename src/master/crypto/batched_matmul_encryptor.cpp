@@ -42,7 +42,7 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
       const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
       rows_map.set_encrypt(*ax.rows, ax.row_power);
       cols_map.set_encrypt(*ax.cols, ax.col_power);
-      permute_scale(t.data() + key.batch.perm[static_cast<size_t>(beta)] * plane,
+      permute_scale(t.data() + key.batch.perm()[static_cast<size_t>(beta)] * plane,
                     out.mutable_data() + beta * plane, 1, rows_map, cols_map);
     }
   };

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -70,6 +71,41 @@ uint32_t Csprng::uniform(uint32_t upper_bound) {
   return static_cast<uint32_t>(m >> 32);
 }
 
+uint64_t Csprng::next_u64() {
+  const uint64_t high = next_u32();
+  return (high << 32) | next_u32();
+}
+
+void Csprng::uniform_run(const uint64_t* bounds, size_t count, uint64_t product, uint64_t* out) {
+  using Wide = unsigned __int128;
+  for (;;) {
+    uint64_t low = next_u64();
+    for (size_t i = 0; i < count; ++i) {
+      const Wide m = static_cast<Wide>(low) * bounds[i];
+      out[i] = static_cast<uint64_t>(m >> 64);
+      low = static_cast<uint64_t>(m);
+    }
+    // low == x·product mod 2^64. Only when low < product can it fall below the threshold, which
+    // needs the division.
+    if (low >= product || low >= (0 - product) % product) return;
+  }
+}
+
+void Csprng::uniform_batch(const uint64_t* bounds, size_t count, uint64_t* out) {
+  size_t begin = 0;
+  while (begin < count) {
+    uint64_t product = 1;
+    size_t end = begin;
+    for (; end < count; ++end) {
+      if (bounds[end] == 0) throw std::invalid_argument("Csprng::uniform_batch: bound 0");
+      if (product > UINT64_MAX / bounds[end]) break;
+      product *= bounds[end];
+    }
+    uniform_run(bounds + begin, end - begin, product, out + begin);
+    begin = end;
+  }
+}
+
 double Csprng::uniform_unit() {
   const uint64_t v = (static_cast<uint64_t>(next_u32()) << 32) | next_u32();
   return static_cast<double>(v >> 11) * 0x1.0p-53;
@@ -78,10 +114,21 @@ double Csprng::uniform_unit() {
 void Csprng::shuffle(int32_t* values, int64_t n) {
   if (n < 0 || n > 0xffffffffLL) throw std::invalid_argument("Csprng::shuffle: bad length");
   // Durstenfeld: position i swaps with a uniform j in [0, i], so each of the n! permutations has
-  // probability exactly 1/n!.
-  for (int64_t i = n - 1; i > 0; --i) {
-    const int64_t j = uniform(static_cast<uint32_t>(i + 1));
-    std::swap(values[i], values[j]);
+  // probability exactly 1/n!. The indices of consecutive positions come from one draw as long as
+  // the product of their bounds fits in 64 bits (at least two positions, since n < 2^32).
+  constexpr size_t kRun = 64;
+  uint64_t bounds[kRun], picks[kRun];
+  for (int64_t i = n - 1; i > 0;) {
+    uint64_t product = 1;
+    size_t count = 0;
+    for (int64_t p = i; p > 0 && count < kRun; --p, ++count) {
+      const auto bound = static_cast<uint64_t>(p + 1);
+      if (product > UINT64_MAX / bound) break;
+      product *= bound;
+      bounds[count] = bound;
+    }
+    uniform_run(bounds, count, product, picks);
+    for (size_t c = 0; c < count; ++c, --i) std::swap(values[i], values[picks[c]]);
   }
 }
 

@@ -17,9 +17,9 @@ namespace {
 float power_of(const DimKey& key, int32_t i, ScalePower power) {
   switch (power) {
     case ScalePower::kScale:
-      return key.scale[static_cast<size_t>(i)];
+      return key.scale()[static_cast<size_t>(i)];
     case ScalePower::kInverse:
-      return key.inv_scale[static_cast<size_t>(i)];
+      return key.inv_scale()[static_cast<size_t>(i)];
     case ScalePower::kOne:
       break;
   }
@@ -31,15 +31,15 @@ constexpr int64_t kParallelThreshold = 1 << 15;
 }  // namespace
 
 void GatherMap::set_encrypt(const DimKey& key, ScalePower power) {
-  index.assign(key.perm.begin(), key.perm.end());
-  mul.resize(key.perm.size());
+  index.assign(key.perm().begin(), key.perm().end());
+  mul.resize(key.perm().size());
   for (size_t i = 0; i < mul.size(); ++i) mul[i] = power_of(key, static_cast<int32_t>(i), power);
 }
 
 void GatherMap::set_decrypt(const DimKey& key, ScalePower power) {
-  index.assign(key.inv_perm.begin(), key.inv_perm.end());
-  mul.resize(key.inv_perm.size());
-  for (size_t a = 0; a < mul.size(); ++a) mul[a] = power_of(key, key.inv_perm[a], power);
+  index.assign(key.inv_perm().begin(), key.inv_perm().end());
+  mul.resize(key.inv_perm().size());
+  for (size_t a = 0; a < mul.size(); ++a) mul[a] = power_of(key, key.inv_perm()[a], power);
 }
 
 GatherMap GatherMap::encrypt(const DimKey& key, ScalePower power) {

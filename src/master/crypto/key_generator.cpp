@@ -1,13 +1,31 @@
 #include "master/crypto/key_generator.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "master/core/thread_team.h"
 
 namespace tempo::crypto {
+
+namespace {
+// Key entries below which a batched key is drawn on the calling thread alone.
+constexpr int64_t kParallelKeyEntries = 4096;
+
+void check_dimension(int64_t n) {
+  if (n < 0 || n >= 0x7fffffffLL)
+    throw std::invalid_argument("KeyGenerator: dimension " + std::to_string(n) + " out of range");
+}
+}  // namespace
 
 KeyGenerator::KeyGenerator(ObfuscationParams params) : params_(params) { params_.validate(); }
 
@@ -33,23 +51,53 @@ float KeyGenerator::draw_scale(Csprng& rng, bool with_sign) const {
   return v;
 }
 
-DimKey KeyGenerator::dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const {
-  if (n < 0 || n >= 0x7fffffffLL)
-    throw std::invalid_argument("KeyGenerator: dimension " + std::to_string(n) + " out of range");
-  DimKey k;
-  const auto sz = static_cast<size_t>(n);
-  k.perm.resize(sz);
-  std::iota(k.perm.begin(), k.perm.end(), 0);
-  rng.shuffle(k.perm.data(), n);
-  k.inv_perm.resize(sz);
-  for (size_t i = 0; i < sz; ++i)
-    k.inv_perm[static_cast<size_t>(k.perm[i])] = static_cast<int32_t>(i);
-  k.scale.resize(sz);
-  k.inv_scale.resize(sz);
-  for (size_t i = 0; i < sz; ++i) {
-    k.scale[i] = scaled ? draw_scale(rng, with_sign) : 1.0f;
-    k.inv_scale[i] = 1.0f / k.scale[i];
+void KeyGenerator::draw_scales(Csprng& rng, float* out, int64_t n, bool with_sign) const {
+  if (params_.sigma > 0 && params_.distribution == ScaleDistribution::kPowerOfTwo) {
+    // The exponents e + sigma, uniform on [0, 2·sigma], many per 64-bit draw (uniform_batch).
+    const uint64_t values = 2 * static_cast<uint64_t>(params_.sigma) + 1;
+    constexpr int64_t kChunk = 240;  // 16 draws of sigma 8's runs of 15 exponents
+    uint64_t bounds[kChunk], exponents[kChunk];
+    std::fill(std::begin(bounds), std::end(bounds), values);
+    for (int64_t i = 0; i < n; i += kChunk) {
+      const int64_t count = std::min(kChunk, n - i);
+      rng.uniform_batch(bounds, static_cast<size_t>(count), exponents);
+      for (int64_t j = 0; j < count; ++j) {
+        const int e = static_cast<int>(exponents[j]) - params_.sigma;
+        // 2^e built from its exponent bits: exact, and sigma <= 60 keeps it a normal float.
+        out[i + j] = std::bit_cast<float>(static_cast<uint32_t>(127 + e) << 23);
+      }
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = draw_scale(rng, false);
   }
+  if (!with_sign) return;
+  for (int64_t i = 0; i < n; i += 64) {
+    const uint64_t signs = rng.next_u64();
+    for (int64_t j = 0; j < std::min<int64_t>(64, n - i); ++j)
+      if ((signs >> j) & 1U) out[i + j] = -out[i + j];
+  }
+}
+
+void KeyGenerator::fill(Csprng& rng, DimKey& k, bool with_sign, bool scaled) const {
+  const int64_t n = k.size();
+  const std::span<int32_t> perm = k.perm();
+  std::iota(perm.begin(), perm.end(), 0);
+  rng.shuffle(perm.data(), n);
+  const std::span<int32_t> inv_perm = k.inv_perm();
+  for (int64_t i = 0; i < n; ++i)
+    inv_perm[static_cast<size_t>(perm[static_cast<size_t>(i)])] = static_cast<int32_t>(i);
+  const std::span<float> scale = k.scale(), inv_scale = k.inv_scale();
+  if (scaled)
+    draw_scales(rng, scale.data(), n, with_sign);
+  else
+    std::fill(scale.begin(), scale.end(), 1.0f);
+  for (size_t i = 0; i < scale.size(); ++i) inv_scale[i] = 1.0f / scale[i];
+}
+
+DimKey KeyGenerator::dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const {
+  check_dimension(n);
+  DimKey k(n);
+  fill(rng, k, with_sign, scaled);
   return k;
 }
 
@@ -71,14 +119,34 @@ MatmulKey KeyGenerator::matmul_key(int64_t m, int64_t k, int64_t n) const {
 
 BatchedMatmulKey KeyGenerator::batched_matmul_key(int64_t batch, int64_t m, int64_t k,
                                                   int64_t n) const {
-  Csprng rng;
+  for (int64_t d : {batch, m, k, n}) check_dimension(d);
   BatchedMatmulKey key;
-  key.batch = dim_key(rng, batch, false, false);
+  {
+    Csprng rng;
+    key.batch = dim_key(rng, batch, false, false);
+  }
+  // All entries' keys in one allocation, [m, k, n] per entry.
+  std::vector<int64_t> sizes;
+  sizes.reserve(static_cast<size_t>(3 * batch));
+  for (int64_t b = 0; b < batch; ++b) sizes.insert(sizes.end(), {m, k, n});
+  std::vector<DimKey> dims = DimKey::allocate_many(sizes);
+  // Attention draws hundreds of small keys per product, several times per step: threads share
+  // the entries, each with its own freshly keyed stream.
+  const bool threaded =
+      batch > 1 && batch * (m + k + n) >= kParallelKeyEntries && !omp_in_parallel();
+  run_on_team(threaded, [&](int64_t first, int64_t step) {
+    Csprng rng;
+    for (int64_t b = first; b < batch; b += step) {
+      fill(rng, dims[static_cast<size_t>(3 * b)], false, true);
+      fill(rng, dims[static_cast<size_t>(3 * b + 1)], params_.signed_inner_scale, true);
+      fill(rng, dims[static_cast<size_t>(3 * b + 2)], false, true);
+    }
+  });
   key.entries.reserve(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b)
-    key.entries.push_back(MatmulKey{dim_key(rng, m, false, true),
-                                    dim_key(rng, k, params_.signed_inner_scale, true),
-                                    dim_key(rng, n, false, true)});
+    key.entries.push_back(MatmulKey{std::move(dims[static_cast<size_t>(3 * b)]),
+                                    std::move(dims[static_cast<size_t>(3 * b + 1)]),
+                                    std::move(dims[static_cast<size_t>(3 * b + 2)])});
   return key;
 }
 

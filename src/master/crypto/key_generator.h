@@ -45,6 +45,10 @@ class KeyGenerator {
 
  private:
   DimKey dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const;
+  /// Draws a fresh permutation and scales into the storage of `key` (of any size).
+  void fill(Csprng& rng, DimKey& key, bool with_sign, bool scaled) const;
+  /// n scales as draw_scale() draws them, several per 64-bit word of the stream.
+  void draw_scales(Csprng& rng, float* out, int64_t n, bool with_sign) const;
 
   ObfuscationParams params_;
 };
