@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <numeric>
 #include <span>
@@ -474,6 +475,57 @@ TEST(CryptoBatchedMatmul, DecryptedBlindedBatchedProductEqualsPlainForAllTranspo
         expect_within_fp_bound(c, plain_batched(a, b, ta, tb),
                                plain_batched(abs_of(a), abs_of(b), ta, tb), k);
       }
+}
+
+// The key shift per entry (attention's backward): dA and dB from the cached A', B' and the
+// twice-blinded dC only, for both layouts of B (Q·K^T: trans_b; A·V: not).
+TEST(CryptoBatchedMatmul, KeyShiftGivesBothGradientsFromCachedOperands) {
+  Rng rng(19);
+  const crypto::BatchedMatmulObfuscator obf;
+  auto blinded = [](const Tensor& t) {
+    BlindedTensor b = BlindedTensor::allocate(t.shape());
+    std::copy(t.data(), t.data() + t.numel(), b.mutable_data());
+    return b;
+  };
+  for (auto [batch, m, k, n] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {1, 1, 1, 1}, {3, 5, 7, 2}, {8, 16, 8, 16}, {5, 33, 1, 17}})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + (tb ? " B^T" : " B"));
+      Tensor a({batch, m, k}), b({batch, tb ? n : k, tb ? k : n}), dc({batch, m, n});
+      for (Tensor* t : {&a, &b, &dc})
+        for (int64_t i = 0; i < t->numel(); ++i) (*t)[i] = static_cast<float>(rng.normal());
+      crypto::BatchedMatmulForward fw = obf.encrypt_forward(a, b, tb);
+      const Tensor a_cached = to_tensor(fw.x()), b_cached = to_tensor(fw.w());  // the worker's
+      fw.release_operands();
+      // dA = dC·op(B)^T from dA' = dC'1·op(B')^T.
+      const Tensor dc1 = to_tensor(fw.encrypt_grad_for_dx(dc));
+      const Tensor da = fw.decrypt_dx(blinded(plain_batched(dc1, b_cached, false, !tb)));
+      expect_within_fp_bound(da, plain_batched(dc, b, false, !tb),
+                             plain_batched(abs_of(dc), abs_of(b), false, !tb), n);
+      // dB (B's layout) from A'^T·dC'2, or dC'2^T·A'.
+      const Tensor dc2 = to_tensor(fw.encrypt_grad_for_dw(dc));
+      const Tensor db_blind = tb ? plain_batched(dc2, a_cached, true, false)
+                                 : plain_batched(a_cached, dc2, true, false);
+      const Tensor db = fw.decrypt_dw(blinded(db_blind));
+      const Tensor want =
+          tb ? plain_batched(dc, a, true, false) : plain_batched(a, dc, true, false);
+      const Tensor bound = tb ? plain_batched(abs_of(dc), abs_of(a), true, false)
+                              : plain_batched(abs_of(a), abs_of(dc), true, false);
+      expect_within_fp_bound(db, want, bound, m);
+      // The gradients travel under fresh keys: neither blinded gradient is the other's.
+      if (dc.numel() > 1) {
+        EXPECT_NE(0, std::memcmp(dc1.data(), dc2.data(), static_cast<size_t>(dc.numel()) * 4));
+      }
+    }
+}
+
+TEST(CryptoBatchedMatmul, GradientDecryptionBeforeItsEncryptionThrows) {
+  const Tensor a({2, 3, 4}), b({2, 4, 5});
+  crypto::BatchedMatmulForward fw = crypto::BatchedMatmulObfuscator().encrypt_forward(a, b, false);
+  EXPECT_THROW(fw.decrypt_dx(BlindedTensor::allocate({2, 3, 4})), std::logic_error);
+  EXPECT_THROW(fw.decrypt_dw(BlindedTensor::allocate({2, 4, 5})), std::logic_error);
+  fw.encrypt_grad_for_dx(Tensor({2, 3, 5}));
+  EXPECT_THROW(fw.decrypt_dx(BlindedTensor::allocate({2, 4, 3})), std::invalid_argument);
 }
 
 TEST(CryptoBatchedMatmul, BatchIndexIsPermutedAndEachEntryHasItsOwnKey) {

@@ -209,6 +209,45 @@ INSTANTIATE_TEST_SUITE_P(AllTransposes, BatchedMatmulOffloadTest,
                                   (info.param.trans_b ? "BT" : "B");
                          });
 
+// Attention's products in training: the worker keeps A' and B' from the forward, and the
+// backward sends only the two blinded output gradients (the key shift, per entry).
+class BatchedKeyShiftTest : public OffloadEngineTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(BatchedKeyShiftTest, BackwardSendsOnlyTheOutputGradientAndEqualsPlain) {
+  const bool tb = GetParam();
+  const int64_t batch = 6, m = 13, k = 5, n = 9;
+  TempoCompute tempo(engine_, "attn", ConvMode::kPatch);
+  const Tensor a = random_tensor({batch, m, k}, rng_);
+  const Tensor b = random_tensor(tb ? Shape{batch, n, k} : Shape{batch, k, n}, rng_);
+  const Tensor dc = random_tensor({batch, m, n}, rng_);
+
+  std::unique_ptr<nn::SavedProduct> st, sp, sb;
+  const Tensor ct = tempo.batched_matmul_forward(a, b, tb, &st);
+  const Tensor cp = plain_.batched_matmul_forward(a, b, tb, &sp);
+  const Tensor cb = plain_.batched_matmul_forward(abs_of(a), abs_of(b), tb, &sb);
+  expect_within_sum_order_bound(ct, cp, cb, k, "C");
+  EXPECT_EQ(counters().cached_tensors, 2) << "A' and B' stay on the worker";
+  EXPECT_EQ(counters().cache_bytes, (a.numel() + b.numel()) * int64_t{4});
+
+  Tensor dat, dbt, dap, dbp, dab, dbb;
+  tempo.batched_matmul_backward(dc, &st, &dat, &dbt);
+  plain_.batched_matmul_backward(dc, &sp, &dap, &dbp);
+  plain_.batched_matmul_backward(abs_of(dc), &sb, &dab, &dbb);
+  expect_within_sum_order_bound(dat, dap, dab, n, "dA");
+  expect_within_sum_order_bound(dbt, dbp, dbb, m, "dB");
+  EXPECT_EQ(st, nullptr) << "backward releases the saved product";
+  EXPECT_EQ(counters().cached_tensors, 0);
+  EXPECT_EQ(counters().requests, 3u) << "forward, dA, dB";
+  EXPECT_EQ(counters().failed, 0u);
+  const LayerTraffic& t = engine_.stats().snapshot().at("attn");
+  // Sent: A', B', dC'1, dC'2 (not A or B again). Received: C', dA', dB'.
+  EXPECT_EQ(t.bytes_sent, (a.numel() + b.numel() + 2 * dc.numel()) * 4);
+  EXPECT_EQ(t.bytes_received, (dc.numel() + a.numel() + b.numel()) * 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothLayouts, BatchedKeyShiftTest, ::testing::Values(false, true),
+                         [](const auto& info) { return std::string(info.param ? "BT" : "B"); });
+
 TEST_F(OffloadEngineTest, TrainingForwardCachesBothBlindedOperandsUntilBackward) {
   TempoCompute tempo(engine_, "fc", ConvMode::kPatch);
   const Tensor x = random_tensor({8, 12}, rng_), w = random_tensor({12, 6}, rng_);
@@ -408,6 +447,36 @@ TEST(OffloadPolicyTest, AttentionInTeeKeepsOnlyTheAttentionProductsInTheTee) {
     for (int64_t i = 0; i < y.numel(); ++i)
       EXPECT_NEAR(y.data()[i], ref.data()[i], 1e-5f * (1.0f + std::fabs(ref.data()[i])));
   }
+}
+
+// A worker whose every result is wrong, under --on-integrity-failure local: each attention
+// product, forward and backward, is computed in the TEE instead and equals the plain one.
+TEST(OffloadIntegrityTest, RejectedAttentionResultsAreComputedInTheTee) {
+  worker::WorkerOptions wo = one_thread();
+  wo.fault = "zeros:1";
+  worker::EmbeddedWorker worker(wo);
+  OffloadPolicy policy;
+  policy.integrity.on_failure = integrity::FailureAction::kLocal;
+  OffloadEngine engine(worker, policy);
+  TempoCompute tempo(engine, "attn", ConvMode::kPatch);
+  std::mt19937 rng(9);
+  for (const bool tb : {false, true}) {
+    const Tensor a = random_tensor({4, 6, 3}, rng);
+    const Tensor b = random_tensor(tb ? Shape{4, 5, 3} : Shape{4, 3, 5}, rng);
+    const Tensor dc = random_tensor({4, 6, 5}, rng);
+    std::unique_ptr<nn::SavedProduct> st, sp;
+    const Tensor ct = tempo.batched_matmul_forward(a, b, tb, &st);
+    const Tensor cp = nn::plain_compute().batched_matmul_forward(a, b, tb, &sp);
+    Tensor dat, dbt, dap, dbp;
+    tempo.batched_matmul_backward(dc, &st, &dat, &dbt);
+    nn::plain_compute().batched_matmul_backward(dc, &sp, &dap, &dbp);
+    for (const auto& [got, want] : {std::pair{&ct, &cp}, {&dat, &dap}, {&dbt, &dbp}}) {
+      ASSERT_EQ(got->shape(), want->shape());
+      for (int64_t i = 0; i < got->numel(); ++i)
+        ASSERT_NEAR(got->data()[i], want->data()[i], 1e-5f) << "trans_b " << tb << " entry " << i;
+    }
+  }
+  EXPECT_EQ(engine.integrity().local_fallbacks(), 6) << "three products per layout, all rejected";
 }
 
 TEST(OffloadPolicyTest, OffloadingFirstLayerOnlyWhenAsked) {

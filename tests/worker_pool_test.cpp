@@ -438,6 +438,31 @@ TEST_P(ShardedEngine, WithEveryWorkerGoneFallbackLocalComputesInTheTeeAndStopThr
   EXPECT_THROW(c2.conv2d(x, w, g, &s), WorkersUnavailableError);
 }
 
+TEST(ShardedEngine, AWorkerKilledBeforeAnAttentionBackwardHasItsCachedEntriesReuploaded) {
+  const Tensor a = random_tensor({9, 6, 4}, 10), b = random_tensor({9, 6, 4}, 11);
+  const Tensor dc = random_tensor({9, 6, 6}, 12);
+  std::unique_ptr<nn::SavedProduct> ps;
+  const Tensor pc = nn::plain_compute().batched_matmul_forward(a, b, true, &ps);
+  Tensor pda, pdb;
+  nn::plain_compute().batched_matmul_backward(dc, &ps, &pda, &pdb);
+
+  auto cs = channels(3);
+  auto pool = std::make_shared<WorkerPool>(members(cs));
+  OffloadEngine engine(pool, OffloadPolicy{});
+  TempoCompute compute(engine, "attn", ConvMode::kPatch);
+  std::unique_ptr<nn::SavedProduct> s;
+  const Tensor c = compute.batched_matmul_forward(a, b, true, &s);
+  cs[1]->kill();  // its cached A' and B' entries are gone with it
+  Tensor da, db;
+  compute.batched_matmul_backward(dc, &s, &da, &db);
+  EXPECT_LT(max_rel_error(c, pc), 1e-5);
+  EXPECT_LT(max_rel_error(da, pda), 1e-5);
+  EXPECT_LT(max_rel_error(db, pdb), 1e-5);
+  EXPECT_EQ(pool->counters().deaths, 1);
+  EXPECT_GE(pool->counters().reuploaded, 2);
+  EXPECT_EQ(engine.integrity().computed_without_worker_count(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(ConvModes, ShardedEngine,
                          ::testing::Values(ConvMode::kPatch, ConvMode::kChannel),
                          [](const auto& info) {
@@ -459,6 +484,22 @@ TEST(ShardedEngine, MatmulAndAttentionProductsSplitAcrossWorkersEqualPlain) {
   EXPECT_LT(max_rel_error(y, py), 1e-5);
   EXPECT_LT(max_rel_error(dx, pdx), 1e-5);
   EXPECT_LT(max_rel_error(dw, pdw), 1e-5);
+
+  // Attention's cached products: both operands split by batch, dB concatenated, not summed.
+  for (bool tb : {false, true}) {
+    const Tensor qa = random_tensor({7, 4, 3}, 6);
+    const Tensor qb = random_tensor(tb ? Shape{7, 5, 3} : Shape{7, 3, 5}, 7);
+    const Tensor dc = random_tensor({7, 4, 5}, 8);
+    std::unique_ptr<nn::SavedProduct> bs, bps;
+    const Tensor c = compute.batched_matmul_forward(qa, qb, tb, &bs);
+    const Tensor pc = nn::plain_compute().batched_matmul_forward(qa, qb, tb, &bps);
+    Tensor da, db, pda, pdb;
+    compute.batched_matmul_backward(dc, &bs, &da, &db);
+    nn::plain_compute().batched_matmul_backward(dc, &bps, &pda, &pdb);
+    EXPECT_LT(max_rel_error(c, pc), 1e-5) << tb;
+    EXPECT_LT(max_rel_error(da, pda), 1e-5) << tb;
+    EXPECT_LT(max_rel_error(db, pdb), 1e-5) << tb;
+  }
 
   const Tensor a = random_tensor({5, 4, 3}, 4), b = random_tensor({5, 4, 6}, 5);
   EXPECT_LT(max_rel_error(compute.batched_matmul(a, b, true, false),

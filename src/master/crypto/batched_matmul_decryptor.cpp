@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -10,14 +11,21 @@
 
 namespace tempo::crypto {
 
-Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
-  const int64_t batch = key_.batch.size();
-  const bool fits =
-      c.rank() == 3 && c.dim(0) == batch && static_cast<int64_t>(key_.entries.size()) == batch &&
-      (batch == 0 ||
-       (key_.entries[0].m.size() == c.dim(1) && key_.entries[0].n.size() == c.dim(2)));
+namespace {
+/// Unblinds every entry of c [batch, rows, cols]: plaintext entry b is blinded entry
+/// beta = batch.inv_perm[b] under the (decryption) axes pick(beta).
+template <typename PickAxes>
+Tensor unblind_batched(const BlindedTensor& c, const BatchedMatmulKey& key, PickAxes pick,
+                       const std::string& what) {
+  const int64_t batch = key.batch.size();
+  bool fits =
+      c.rank() == 3 && c.dim(0) == batch && static_cast<int64_t>(key.entries.size()) == batch;
+  for (int64_t beta = 0; fits && beta < batch; ++beta) {
+    const MatrixAxes ax = pick(beta);
+    fits = ax.rows->size() == c.dim(1) && ax.cols->size() == c.dim(2);
+  }
   if (!fits)
-    throw std::invalid_argument("BatchedMatmulDecryptor::decrypt: result " + c.shape().to_string() +
+    throw std::invalid_argument(what + ": result " + c.shape().to_string() +
                                 " does not fit the key");
   const int64_t plane = c.dim(1) * c.dim(2);
   Tensor out(c.shape());
@@ -25,15 +33,62 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
   auto unblind_entries = [&](int64_t first, int64_t step) {
     GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
     for (int64_t b = first; b < batch; b += step) {
-      const int32_t beta = key_.batch.inv_perm()[static_cast<size_t>(b)];
-      const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
-      rows_map.set_decrypt(e.m, ScalePower::kInverse);
-      cols_map.set_decrypt(e.n, ScalePower::kInverse);
+      const int32_t beta = key.batch.inv_perm()[static_cast<size_t>(b)];
+      const MatrixAxes ax = pick(beta);
+      rows_map.set_decrypt(*ax.rows, ax.row_power);
+      cols_map.set_decrypt(*ax.cols, ax.col_power);
       permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map);
     }
   };
   run_on_team(outer, unblind_entries);
   return out;
+}
+
+void expect_entries(std::span<const DimKey> keys, const BatchedMatmulKey& key,
+                    const std::string& what) {
+  if (keys.size() != key.entries.size())
+    throw std::invalid_argument(what + ": " + std::to_string(keys.size()) +
+                                " fresh keys for a batch of " + std::to_string(key.entries.size()));
+}
+}  // namespace
+
+Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
+  return unblind_batched(
+      c, key_,
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+        return MatrixAxes{&e.m, ScalePower::kInverse, &e.n, ScalePower::kInverse};
+      },
+      "BatchedMatmulDecryptor::decrypt");
+}
+
+Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da,
+                                          std::span<const DimKey> da_rows) const {
+  const std::string what = "BatchedMatmulDecryptor::decrypt_da";
+  expect_entries(da_rows, key_, what);
+  return unblind_batched(
+      da, key_,
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+        return MatrixAxes{&da_rows[static_cast<size_t>(beta)], ScalePower::kInverse, &e.k,
+                          ScalePower::kScale};
+      },
+      what);
+}
+
+Tensor BatchedMatmulDecryptor::decrypt_db(const BlindedTensor& db, std::span<const DimKey> db_cols,
+                                          bool trans_b) const {
+  const std::string what = "BatchedMatmulDecryptor::decrypt_db";
+  expect_entries(db_cols, key_, what);
+  return unblind_batched(
+      db, key_,
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+        const DimKey* n2 = &db_cols[static_cast<size_t>(beta)];
+        return trans_b ? MatrixAxes{n2, ScalePower::kInverse, &e.k, ScalePower::kInverse}
+                       : MatrixAxes{&e.k, ScalePower::kInverse, n2, ScalePower::kInverse};
+      },
+      what);
 }
 
 }  // namespace tempo::crypto

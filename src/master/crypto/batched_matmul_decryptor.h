@@ -1,6 +1,8 @@
 // Decryption of the result of a blinded batched product.
 #pragma once
 
+#include <span>
+
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
@@ -17,6 +19,14 @@ class BatchedMatmulDecryptor {
 
   /// Throws std::invalid_argument when `c` is not [batch, m, n] for the key.
   Tensor decrypt(const BlindedTensor& c) const;
+  /// dA'[beta] = dC'1[beta]·op(B')[beta]^T [batch, m, k] -> dA = dC·op(B)^T, with the fresh row
+  /// keys of BatchedMatmulEncryptor::encrypt_grad_for_da: dA[b] = P_m1^T D_r1^-1 dA'[beta] D_s
+  /// P_k^T.
+  Tensor decrypt_da(const BlindedTensor& da, std::span<const DimKey> da_rows) const;
+  /// dB' -> dB with the fresh column keys of encrypt_grad_for_db: dB' is A'^T·dC'2 [batch, k, n]
+  /// = D_s P_k^T (A^T·dC) P_n2 D_u2, or with trans_b its transpose [batch, n, k], and dB has the
+  /// layout of B.
+  Tensor decrypt_db(const BlindedTensor& db, std::span<const DimKey> db_cols, bool trans_b) const;
 
  private:
   const BatchedMatmulKey& key_;

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -11,14 +12,10 @@
 namespace tempo::crypto {
 
 namespace {
-// Which DimKeys of an entry's MatmulKey blind the rows and the columns of the stored matrix.
-struct Axes {
-  const DimKey* rows;
-  ScalePower row_power;
-  const DimKey* cols;
-  ScalePower col_power;
-};
+using Axes = MatrixAxes;
 
+/// Blinds every entry of t [batch, rows, cols]: blinded entry beta is plaintext entry
+/// batch.perm[beta] under the axes pick(beta).
 template <typename PickAxes>
 BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAxes pick,
                             const char* what) {
@@ -27,8 +24,8 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
     throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
                                 " does not fit a key of batch " + std::to_string(batch));
   const int64_t rows = t.dim(1), cols = t.dim(2), plane = rows * cols;
-  for (const MatmulKey& e : key.entries) {
-    const Axes ax = pick(e);
+  for (int64_t beta = 0; beta < batch; ++beta) {
+    const Axes ax = pick(beta);
     if (ax.rows->size() != rows || ax.cols->size() != cols)
       throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
                                   " does not fit the key's dimensions");
@@ -39,7 +36,7 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
   auto blind_entries = [&](int64_t first, int64_t step) {
     GatherMap rows_map, cols_map;  // reused across this thread's entries: no allocation per head
     for (int64_t beta = first; beta < batch; beta += step) {
-      const Axes ax = pick(key.entries[static_cast<size_t>(beta)]);
+      const Axes ax = pick(beta);
       rows_map.set_encrypt(*ax.rows, ax.row_power);
       cols_map.set_encrypt(*ax.cols, ax.col_power);
       permute_scale(t.data() + key.batch.perm()[static_cast<size_t>(beta)] * plane,
@@ -49,12 +46,19 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
   run_on_team(outer, blind_entries);
   return out;
 }
+
+void expect_entries(std::span<const DimKey> keys, const BatchedMatmulKey& key, const char* what) {
+  if (keys.size() != key.entries.size())
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(keys.size()) +
+                                " fresh keys for a batch of " + std::to_string(key.entries.size()));
+}
 }  // namespace
 
 BlindedTensor BatchedMatmulEncryptor::encrypt_a(const Tensor& a, bool trans_a) const {
   return blind_batched(
       a, key_,
-      [trans_a](const MatmulKey& e) {
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
         return trans_a ? Axes{&e.k, ScalePower::kScale, &e.m, ScalePower::kScale}
                        : Axes{&e.m, ScalePower::kScale, &e.k, ScalePower::kScale};
       },
@@ -64,11 +68,40 @@ BlindedTensor BatchedMatmulEncryptor::encrypt_a(const Tensor& a, bool trans_a) c
 BlindedTensor BatchedMatmulEncryptor::encrypt_b(const Tensor& b, bool trans_b) const {
   return blind_batched(
       b, key_,
-      [trans_b](const MatmulKey& e) {
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
         return trans_b ? Axes{&e.n, ScalePower::kScale, &e.k, ScalePower::kInverse}
                        : Axes{&e.k, ScalePower::kInverse, &e.n, ScalePower::kScale};
       },
       "BatchedMatmulEncryptor::encrypt_b");
+}
+
+BlindedTensor BatchedMatmulEncryptor::encrypt_grad_for_da(const Tensor& dc,
+                                                          std::span<const DimKey> da_rows) const {
+  const char* what = "BatchedMatmulEncryptor::encrypt_grad_for_da";
+  expect_entries(da_rows, key_, what);
+  return blind_batched(
+      dc, key_,
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+        return Axes{&da_rows[static_cast<size_t>(beta)], ScalePower::kScale, &e.n,
+                    ScalePower::kInverse};
+      },
+      what);
+}
+
+BlindedTensor BatchedMatmulEncryptor::encrypt_grad_for_db(const Tensor& dc,
+                                                          std::span<const DimKey> db_cols) const {
+  const char* what = "BatchedMatmulEncryptor::encrypt_grad_for_db";
+  expect_entries(db_cols, key_, what);
+  return blind_batched(
+      dc, key_,
+      [&](int64_t beta) {
+        const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
+        return Axes{&e.m, ScalePower::kInverse, &db_cols[static_cast<size_t>(beta)],
+                    ScalePower::kScale};
+      },
+      what);
 }
 
 }  // namespace tempo::crypto

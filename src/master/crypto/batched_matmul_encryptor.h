@@ -1,6 +1,8 @@
 // Encryption of the operands of a batched product (attention: Q·K^T, P·V).
 #pragma once
 
+#include <span>
+
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
@@ -23,6 +25,14 @@ class BatchedMatmulEncryptor {
   BlindedTensor encrypt_a(const Tensor& a, bool trans_a) const;
   /// B [batch, k, n] (or [batch, n, k] when trans_b) -> B' of the same shape.
   BlindedTensor encrypt_b(const Tensor& b, bool trans_b) const;
+
+  /// The key shift of PROTOCOL.md section 4, per entry (trans_a = false):
+  /// dC [batch, m, n] -> dC'1[beta] = D_r1 P_m1 dC[batch.perm[beta]] P_n D_u^-1, with
+  /// (pi_m1, r1) = da_rows[beta] fresh; the worker's dC'1·op(B')^T gives dA' (decrypt_da).
+  BlindedTensor encrypt_grad_for_da(const Tensor& dc, std::span<const DimKey> da_rows) const;
+  /// dC -> dC'2[beta] = D_r^-1 P_m dC[batch.perm[beta]] P_n2 D_u2, (pi_n2, u2) = db_cols[beta]
+  /// fresh; the worker's A'^T·dC'2 (or its transpose) gives dB' (decrypt_db).
+  BlindedTensor encrypt_grad_for_db(const Tensor& dc, std::span<const DimKey> db_cols) const;
 
  private:
   const BatchedMatmulKey& key_;

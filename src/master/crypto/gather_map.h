@@ -32,6 +32,15 @@ struct GatherMap {
   void set_decrypt(const DimKey& key, ScalePower power);
 };
 
+/// The keys of the row and column axes of one matrix, with the power of their scales (the
+/// entries of a batched product: each entry's matrix has its own).
+struct MatrixAxes {
+  const DimKey* rows;
+  ScalePower row_power;
+  const DimKey* cols;
+  ScalePower col_power;
+};
+
 /// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j] for a
 /// [rows.size(), cols.size(), plane] tensor stored densely (src has the same extents as dst).
 /// One read and one write per element; OpenMP over rows (serial when called inside a parallel

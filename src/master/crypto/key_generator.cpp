@@ -117,6 +117,31 @@ MatmulKey KeyGenerator::matmul_key(int64_t m, int64_t k, int64_t n) const {
                    dim_key(rng, n, false, true)};
 }
 
+void KeyGenerator::fill_all(std::span<DimKey> keys, std::span<const bool> signed_scale) const {
+  const auto count = static_cast<int64_t>(keys.size());
+  int64_t entries = 0;
+  for (const DimKey& k : keys) entries += k.size();
+  // Attention draws hundreds of small keys per product, several times per step: threads share
+  // them, each with its own freshly keyed stream.
+  const bool threaded = count > 1 && entries >= kParallelKeyEntries && !omp_in_parallel();
+  run_on_team(threaded, [&](int64_t first, int64_t step) {
+    Csprng rng;
+    for (int64_t i = first; i < count; i += step)
+      fill(rng, keys[static_cast<size_t>(i)],
+           !signed_scale.empty() && signed_scale[static_cast<size_t>(i) % signed_scale.size()],
+           true);
+  });
+}
+
+std::vector<DimKey> KeyGenerator::dim_keys(int64_t count, int64_t n) const {
+  check_dimension(count);
+  check_dimension(n);
+  std::vector<DimKey> keys =
+      DimKey::allocate_many(std::vector<int64_t>(static_cast<size_t>(count), n));
+  fill_all(keys, {});
+  return keys;
+}
+
 BatchedMatmulKey KeyGenerator::batched_matmul_key(int64_t batch, int64_t m, int64_t k,
                                                   int64_t n) const {
   for (int64_t d : {batch, m, k, n}) check_dimension(d);
@@ -125,23 +150,13 @@ BatchedMatmulKey KeyGenerator::batched_matmul_key(int64_t batch, int64_t m, int6
     Csprng rng;
     key.batch = dim_key(rng, batch, false, false);
   }
-  // All entries' keys in one allocation, [m, k, n] per entry.
+  // All entries' keys in one allocation, [m, k, n] per entry; only k's scales are signed.
   std::vector<int64_t> sizes;
   sizes.reserve(static_cast<size_t>(3 * batch));
   for (int64_t b = 0; b < batch; ++b) sizes.insert(sizes.end(), {m, k, n});
   std::vector<DimKey> dims = DimKey::allocate_many(sizes);
-  // Attention draws hundreds of small keys per product, several times per step: threads share
-  // the entries, each with its own freshly keyed stream.
-  const bool threaded =
-      batch > 1 && batch * (m + k + n) >= kParallelKeyEntries && !omp_in_parallel();
-  run_on_team(threaded, [&](int64_t first, int64_t step) {
-    Csprng rng;
-    for (int64_t b = first; b < batch; b += step) {
-      fill(rng, dims[static_cast<size_t>(3 * b)], false, true);
-      fill(rng, dims[static_cast<size_t>(3 * b + 1)], params_.signed_inner_scale, true);
-      fill(rng, dims[static_cast<size_t>(3 * b + 2)], false, true);
-    }
-  });
+  const bool signs[] = {false, params_.signed_inner_scale, false};
+  fill_all(dims, signs);
   key.entries.reserve(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b)
     key.entries.push_back(MatmulKey{std::move(dims[static_cast<size_t>(3 * b)]),

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "master/crypto/csprng.h"
 #include "master/crypto/dim_key.h"
@@ -34,6 +36,9 @@ class KeyGenerator {
 
   /// Key of A[m,k]·B[k,n]; the inner scale is signed when params().signed_inner_scale.
   MatmulKey matmul_key(int64_t m, int64_t k, int64_t n) const;
+  /// `count` independent dim_key(n, false) in one allocation (the fresh per-entry keys of a
+  /// batched product's backward).
+  std::vector<DimKey> dim_keys(int64_t count, int64_t n) const;
   /// `batch` independent MatmulKeys plus a permutation of the batch index.
   BatchedMatmulKey batched_matmul_key(int64_t batch, int64_t m, int64_t k, int64_t n) const;
   /// Channel-mode conv key for N samples, C input and O output channels.
@@ -47,6 +52,9 @@ class KeyGenerator {
   DimKey dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const;
   /// Draws a fresh permutation and scales into the storage of `key` (of any size).
   void fill(Csprng& rng, DimKey& key, bool with_sign, bool scaled) const;
+  /// fill() of every key (scaled), on the thread team when there are many entries; key i has
+  /// signed scales when signed_scale[i % signed_scale.size()] (none when it is empty).
+  void fill_all(std::span<DimKey> keys, std::span<const bool> signed_scale) const;
   /// n scales as draw_scale() draws them, several per 64-bit word of the stream.
   void draw_scales(Csprng& rng, float* out, int64_t n, bool with_sign) const;
 

@@ -141,19 +141,20 @@ Tensor MultiHeadSelfAttention::forward(const Tensor& x) {
   Tensor q({s.b * s.h, s.t, s.hd}), k(q.shape()), v(q.shape());
   split_qkv(qkv, s, scale, q, k, v);
   qkv = Tensor();  // release before the T×T scores are allocated
-  Tensor attn = compute_->batched_matmul(q, k, false, true);  // [B·h, T, T] = (q·scale)·kᵀ
-  softmax_rows(attn);
-  Tensor o = compute_->batched_matmul(attn, v, false, false);  // [B·h, T, hd]
+  std::unique_ptr<SavedProduct>* keep_scores = training_ ? &scores_ : nullptr;
+  std::unique_ptr<SavedProduct>* keep_values = training_ ? &values_ : nullptr;
+  Tensor attn = compute_->batched_matmul_forward(q, k, /*trans_b=*/true, keep_scores);
+  softmax_rows(attn);  // [B·h, T, T] = softmax((q·scale)·kᵀ)
+  Tensor o = compute_->batched_matmul_forward(attn, v, /*trans_b=*/false, keep_values);
   Tensor merged({s.b, s.t, dim_});
   permute_heads(o, s, /*to_tokens=*/true, merged);
   if (training_) {
-    q_ = q;
-    k_ = k;
-    v_ = v;
     attn_ = attn;
     input_shape_ = x.shape();
   } else {
-    q_ = k_ = v_ = attn_ = Tensor();
+    attn_ = Tensor();
+    scores_.reset();
+    values_.reset();
   }
   return proj_->forward(merged);
 }
@@ -165,15 +166,14 @@ Tensor MultiHeadSelfAttention::backward(const Tensor& dy) {
   const Dims s{input_shape_[0], input_shape_[1], heads_, dim_ / heads_};
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
   Tensor dmerged = proj_->backward(dy);
-  Tensor dout(q_.shape());
+  Tensor dout({s.b * s.h, s.t, s.hd});
   permute_heads(dmerged, s, /*to_tokens=*/false, dout);
   dmerged = Tensor();
-  Tensor dattn = compute_->batched_matmul(dout, v_, false, true);  // dA = dO·Vᵀ
-  Tensor dv = compute_->batched_matmul(attn_, dout, true, false);  // dV = Aᵀ·dO
+  Tensor dattn, dv, dq, dk;
+  compute_->batched_matmul_backward(dout, &values_, &dattn, &dv);  // dA = dO·Vᵀ, dV = Aᵀ·dO
   softmax_backward_rows(attn_, dattn);                             // now dS
-  Tensor dq = compute_->batched_matmul(dattn, k_, false, false);   // d(q·scale) = dS·K
-  Tensor dk = compute_->batched_matmul(dattn, q_, true, false);    // dK = dSᵀ·(q·scale)
-  attn_ = q_ = k_ = v_ = Tensor();
+  compute_->batched_matmul_backward(dattn, &scores_, &dq, &dk);  // d(q·scale) = dS·K, dK = dSᵀ·q
+  attn_ = Tensor();
   dattn = Tensor();
   Tensor dqkv({s.b, s.t, 3 * dim_});
   merge_qkv(dq, dk, dv, s, scale, dqkv);

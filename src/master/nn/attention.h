@@ -11,8 +11,8 @@ namespace tempo::nn {
 
 /// x [B, T, D] -> [B, T, D], heads h, head dim D/h; scaled dot-product attention without mask.
 /// Children: "qkv" (Linear D -> 3D, as timm's fused projection) and "proj" (Linear D -> D).
-/// The products Q·Kᵀ and A·V go through compute().batched_matmul (both operands are activations:
-/// PROTOCOL.md section 4 says they are blinded with fresh keys in forward and backward alike).
+/// The products Q·Kᵀ and A·V go through compute().batched_matmul_forward, which keeps what their
+/// backward needs (under Tempo: the blinded operands, cached on the worker for the key shift).
 class MultiHeadSelfAttention final : public Module {
  public:
   MultiHeadSelfAttention(int64_t dim, int64_t heads, Rng& rng);
@@ -29,7 +29,8 @@ class MultiHeadSelfAttention final : public Module {
  private:
   int64_t dim_, heads_;
   std::unique_ptr<Linear> qkv_, proj_;
-  Tensor q_, k_, v_, attn_;  // [B·h, T, hd] and [B·h, T, T], cached for backward
+  std::unique_ptr<SavedProduct> scores_, values_;  // Q·Kᵀ and A·V, kept for backward
+  Tensor attn_;                                    // softmax output [B·h, T, T]
   Shape input_shape_;
 };
 

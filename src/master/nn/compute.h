@@ -58,8 +58,19 @@ class Compute {
                                Tensor* dw) = 0;
 
   /// C[b] = op(A[b]) · op(B[b]) for rank-3 tensors, op = transpose when the flag is set.
-  /// Both operands are activations (attention); nothing is kept, backward uses further calls.
+  /// Nothing is kept for a backward.
   virtual Tensor batched_matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) = 0;
+
+  /// C[b] = A[b] · op(B[b]) (A [batch, m, k]; B [batch, k, n], or [batch, n, k] with trans_b),
+  /// keeping in *saved what batched_matmul_backward needs (attention's Q·Kᵀ and A·V; both
+  /// operands are activations). The default runs batched_matmul and keeps the operands; the
+  /// Tempo compute keeps them blinded on the worker (the key shift, PROTOCOL.md section 4).
+  virtual Tensor batched_matmul_forward(const Tensor& a, const Tensor& b, bool trans_b,
+                                        std::unique_ptr<SavedProduct>* saved);
+  /// From dC [batch, m, n]: dA = dC·op(B)ᵀ into *da and dB (the layout of B) into *db (either
+  /// may be null), overwriting. Releases `saved`. The default makes them with batched_matmul.
+  virtual void batched_matmul_backward(const Tensor& dc, std::unique_ptr<SavedProduct>* saved,
+                                       Tensor* da, Tensor* db);
 };
 
 /// The process-wide plain (in-TEE) compute.

@@ -32,6 +32,7 @@ struct ProductPlan {
   protocol::ConvParams conv;
   Shape dw_shape;        // the backward-weights output of a channel-mode conv
   bool is_conv = false;  // for computing in the TEE: conv2d or matmul
+  bool batched = false;  // attention: both operands split by batch, dW concatenated, not summed
   nn::ConvGeometry geometry;
 };
 
@@ -45,6 +46,7 @@ struct ShardForward {
   Handle x_handle = 0, w_handle = 0;
   int worker = 0;
   Tensor x;  ///< plaintext rows of this shard (the whole input when there is one shard)
+  Tensor w;  ///< batched products: this shard's entries of the second operand
 };
 
 template <class Forward>
@@ -82,6 +84,7 @@ class PhaseClock {
 
 /// The forward computed in the TEE, on plaintext (no worker, a rejected result, quarantine).
 Tensor local_forward(const ProductPlan& p, const Tensor& x, const Tensor& w) {
+  if (p.batched) return nn::plain_compute().batched_matmul(x, w, false, p.fwd_trans_b);
   return p.is_conv ? nn::plain_compute().conv2d(x, w, p.geometry, nullptr)
                    : nn::plain_compute().matmul(x, w, nullptr);
 }
@@ -90,6 +93,14 @@ Tensor local_forward(const ProductPlan& p, const Tensor& x, const Tensor& w) {
 void local_backward(const ProductPlan& p, const Tensor& x, const Tensor& w, const Tensor& dy,
                     Tensor* dx, Tensor* dw) {
   if (!dx && !dw) return;
+  if (p.batched) {
+    nn::Compute& plain = nn::plain_compute();
+    if (dx) *dx = plain.batched_matmul(dy, w, false, !p.fwd_trans_b);  // dC·op(B)ᵀ
+    if (dw)
+      *dw = p.fwd_trans_b ? plain.batched_matmul(dy, x, true, false)   // dCᵀ·A
+                          : plain.batched_matmul(x, dy, true, false);  // Aᵀ·dC
+    return;
+  }
   if (p.is_conv) {
     auto s = std::make_unique<nn::detail::SavedPlainConv>();
     s->backend = nn::ConvBackend::kIm2col;
@@ -158,7 +169,8 @@ integrity::OperandProjection input_projection(const Forward&, const Tensor&) {
 
 /// Splits the batch over the live workers, blinds each shard under its own key, sends every
 /// shard before awaiting the first result (so blinding, transfers, the workers' products and
-/// unblinding overlap), then unblinds the shards in order. `encrypt(rows)` blinds one shard.
+/// unblinding overlap), then unblinds the shards in order. `encrypt(rows, w)` blinds one shard
+/// (with its own entries of w for a batched product, else all of w).
 template <class Forward, class Encrypt>
 Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Tensor& x,
                        const Tensor& w, Encrypt encrypt, const ProductPlan& plan,
@@ -178,7 +190,8 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     ShardForward<Forward>& sh = s->shards[i];
     sh.worker = plan_rows[i].worker;
     sh.x = whole ? x : rows_of(x, plan_rows[i].begin, plan_rows[i].end);
-    sh.fw.emplace(encrypt(sh.x));
+    if (plan.batched) sh.w = whole ? w : rows_of(w, plan_rows[i].begin, plan_rows[i].end);
+    sh.fw.emplace(encrypt(sh.x, plan.batched ? sh.w : w));
     Forward& fw = *sh.fw;
     Request r;
     r.op = plan.forward_op;
@@ -211,7 +224,7 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
       pieces[i] = std::move(*y);
     } else {
       engine.stats().add(layer, sent[i], 0, sent[i]);
-      pieces[i] = local_forward(plan, sh.x, w);
+      pieces[i] = local_forward(plan, sh.x, plan.batched ? sh.w : w);
       if (ops[i].lost) sh.fw.reset();  // nothing of it is cached anywhere: backward in the TEE
     }
   }
@@ -298,13 +311,14 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
     }
   }
   if (!dx && !want_dw) return;
-  std::vector<Tensor> dx_pieces(s.shards.size());
+  std::vector<Tensor> dx_pieces(s.shards.size()), dw_pieces(p.batched ? s.shards.size() : 0);
   for (size_t i = 0; i < s.shards.size(); ++i) {
     ShardForward<Forward>& sh = s.shards[i];
+    const Tensor& w_i = p.batched ? sh.w : s.w;
     Tensor* dx_i = dx ? &dx_pieces[i] : nullptr;
     Tensor dw_i;
     if (b[i].local) {
-      local_backward(p, sh.x, s.w, b[i].dy, dx_i, want_dw ? &dw_i : nullptr);
+      local_backward(p, sh.x, w_i, b[i].dy, dx_i, want_dw ? &dw_i : nullptr);
     } else {
       if (dx) {
         clock.phase(OffloadPhase::kWait);
@@ -322,7 +336,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
           engine.stats().add(layer, b[i].sent_dx, op.result_bytes, b[i].sent_dx + op.result_bytes);
           *dx_i = std::move(*d);
         } else {
-          local_backward(p, sh.x, s.w, b[i].dy, dx_i, nullptr);
+          local_backward(p, sh.x, w_i, b[i].dy, dx_i, nullptr);
         }
       }
       if (want_dw) {
@@ -333,11 +347,13 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
           engine.stats().add(layer, b[i].sent_dw, g->bytes(), b[i].sent_dw + g->bytes());
           dw_i = sh.fw->decrypt_dw(*g);
         } else {
-          local_backward(p, sh.x, s.w, b[i].dy, nullptr, &dw_i);
+          local_backward(p, sh.x, w_i, b[i].dy, nullptr, &dw_i);
         }
       }
     }
-    if (want_dw) {
+    if (want_dw && p.batched) {
+      dw_pieces[i] = std::move(dw_i);  // each shard's own entries of dB
+    } else if (want_dw) {
       if (i == 0)
         *dw = std::move(dw_i);
       else
@@ -345,6 +361,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
     }
   }
   if (dx) *dx = whole ? std::move(dx_pieces.front()) : concat_rows(dx_pieces);
+  if (want_dw && p.batched) *dw = whole ? std::move(dw_pieces.front()) : concat_rows(dw_pieces);
 }
 
 template <class Forward>
@@ -361,8 +378,9 @@ Tensor TempoCompute::matmul(const Tensor& x, const Tensor& w,
   plan.dx_trans_b = true;  // dX' = dY'1 · W'ᵀ
   plan.dw_trans_a = true;  // dW' = X'ᵀ · dY'2
   return offload_forward<crypto::MatmulForward>(
-      engine_, layer_, x, w, [&](const Tensor& rows) { return engine_.matmul().encrypt(rows, w); },
-      plan, saved);
+      engine_, layer_, x, w,
+      [&](const Tensor& rows, const Tensor&) { return engine_.matmul().encrypt(rows, w); }, plan,
+      saved);
 }
 
 void TempoCompute::matmul_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved,
@@ -394,7 +412,8 @@ Tensor TempoCompute::patch_conv2d(const Tensor& x, const Tensor& w, const nn::Co
   plan.geometry = g;
   return offload_forward<crypto::PatchConvForward>(
       engine_, layer_, x, w,
-      [&](const Tensor& rows) { return engine_.patch_conv().encrypt(rows, w, g); }, plan, saved);
+      [&](const Tensor& rows, const Tensor&) { return engine_.patch_conv().encrypt(rows, w, g); },
+      plan, saved);
 }
 
 Tensor TempoCompute::channel_conv2d(const Tensor& x, const Tensor& w, const nn::ConvGeometry& g,
@@ -409,7 +428,8 @@ Tensor TempoCompute::channel_conv2d(const Tensor& x, const Tensor& w, const nn::
   plan.geometry = g;
   return offload_forward<crypto::ConvChannelForward>(
       engine_, layer_, x, w,
-      [&](const Tensor& rows) { return engine_.channel_conv().encrypt(rows, w); }, plan, saved);
+      [&](const Tensor& rows, const Tensor&) { return engine_.channel_conv().encrypt(rows, w); },
+      plan, saved);
 }
 
 void TempoCompute::conv2d_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved,
@@ -423,6 +443,40 @@ void TempoCompute::conv2d_backward(const Tensor& dy, std::unique_ptr<nn::SavedPr
     engine_.integrity().computed_locally();
     return nn::plain_compute().conv2d_backward(dy, saved, dx, dw);
   }
+  saved->reset();
+}
+
+Tensor TempoCompute::batched_matmul_forward(const Tensor& a, const Tensor& b, bool trans_b,
+                                            std::unique_ptr<nn::SavedProduct>* saved) {
+  if (engine_.must_run_locally())
+    return nn::plain_compute().batched_matmul_forward(a, b, trans_b, saved);
+  // The key shift of Linear (PROTOCOL.md section 4), per entry: the worker keeps A' and B', and
+  // the backward sends only the twice-blinded output gradient.
+  ProductPlan plan;
+  plan.forward_op = plan.dx_op = plan.dw_op = Op::kBatchedMatMul;
+  plan.batched = true;
+  plan.fwd_trans_b = trans_b;
+  plan.dx_trans_b = !trans_b;  // dA' = dC'1·op(B')ᵀ
+  plan.dw_trans_a = true;      // dB' = A'ᵀ·dC'2, or (trans_b) dC'2ᵀ·A'
+  plan.dw_cached_x_is_b = trans_b;
+  return offload_forward<crypto::BatchedMatmulForward>(
+      engine_, layer_, a, b,
+      [&](const Tensor& a_rows, const Tensor& b_rows) {
+        return engine_.batched_matmul().encrypt_forward(a_rows, b_rows, trans_b);
+      },
+      plan, saved);
+}
+
+void TempoCompute::batched_matmul_backward(const Tensor& dc,
+                                           std::unique_ptr<nn::SavedProduct>* saved, Tensor* da,
+                                           Tensor* db) {
+  auto* s = saved_as<crypto::BatchedMatmulForward>(saved);
+  if (!s) {
+    // The forward ran in the TEE (no worker, or all quarantined): so does the backward.
+    engine_.integrity().computed_locally();
+    return nn::plain_compute().batched_matmul_backward(dc, saved, da, db);
+  }
+  offload_backward(engine_, layer_, dc, *s, da, db);
   saved->reset();
 }
 

@@ -26,6 +26,10 @@ class TempoCompute final : public nn::Compute {
   void conv2d_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved, Tensor* dx,
                        Tensor* dw) override;
   Tensor batched_matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) override;
+  Tensor batched_matmul_forward(const Tensor& a, const Tensor& b, bool trans_b,
+                                std::unique_ptr<nn::SavedProduct>* saved) override;
+  void batched_matmul_backward(const Tensor& dc, std::unique_ptr<nn::SavedProduct>* saved,
+                               Tensor* da, Tensor* db) override;
 
  private:
   Tensor patch_conv2d(const Tensor& x, const Tensor& w, const nn::ConvGeometry& g,
