@@ -270,5 +270,66 @@ TEST(FusedResultProjection, VerifyingFromItAcceptsHonestAndRejectsWrongResults) 
   EXPECT_FALSE(check.check_shape(wrong_shape).passed);
 }
 
+/// The worker's batched product C[e] = op(A[e])·op(B[e]), entry by entry.
+BlindedTensor worker_batched(const BlindedTensor& a, const BlindedTensor& b, bool ta, bool tb) {
+  const int64_t batch = a.dim(0), m = ta ? a.dim(2) : a.dim(1), k = ta ? a.dim(1) : a.dim(2);
+  const int64_t n = tb ? b.dim(1) : b.dim(2);
+  BlindedTensor c = BlindedTensor::allocate({batch, m, n});
+  for (int64_t e = 0; e < batch; ++e)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t l = 0; l < n; ++l) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; ++j)
+          sum += static_cast<double>(a.data()[e * m * k + (ta ? j * m + i : i * k + j)]) *
+                 b.data()[e * k * n + (tb ? l * k + j : j * n + l)];
+        c.mutable_data()[(e * m + i) * n + l] = static_cast<float>(sum);
+      }
+  return c;
+}
+
+// Attention's results: the batched decryption projects every entry's rows under that entry's
+// vectors (entries in blinded order), the plaintext is the unprojected decryption's, and the check
+// built on it passes honest results and rejects one wrong entry of the last head.
+TEST(FusedResultProjection, BatchedDecryptionsProjectEveryEntryAndCatchAWrongOne) {
+  Rng rng(12);
+  const int64_t batch = 6, m = 9, k = 5, n = 7;
+  const int rounds = 2;
+  for (const bool tb : {false, true}) {
+    SCOPED_TRACE(tb ? "B^T" : "B");
+    const Tensor a = random_tensor({batch, m, k}, rng);
+    const Tensor b = random_tensor(tb ? Shape{batch, n, k} : Shape{batch, k, n}, rng);
+    crypto::BatchedMatmulForward fw = crypto::BatchedMatmulObfuscator().encrypt_forward(a, b, tb);
+    const BlindedTensor g = fw.encrypt_grad_for_dx(random_tensor({batch, m, n}, rng));
+    const integrity::ProductCheck c_check(fw.x(), fw.w(), false, tb, rounds);
+    const integrity::ProductCheck da_check(g, fw.w(), false, !tb, rounds);
+    auto verify_fused = [&](const integrity::ProductCheck& check, const BlindedTensor& c,
+                            auto decrypt) {
+      EXPECT_TRUE(check.check_shape(c).passed);
+      std::vector<double> cv(static_cast<size_t>(batch * rounds * check.rows()), NAN);
+      std::vector<double> c_abs(static_cast<size_t>(batch * check.rows()), NAN);
+      const crypto::RowProjection projection{check.signs(), rounds, check.rows(), cv.data(),
+                                             c_abs.data()};
+      const Tensor fused = decrypt(c, &projection), unfused = decrypt(c, nullptr);
+      for (int64_t i = 0; i < unfused.numel(); ++i) EXPECT_EQ(fused[i], unfused[i]) << i;
+      return check.verify_projected(cv.data(), c_abs.data());
+    };
+    auto decrypt_c = [&](const BlindedTensor& c, const crypto::RowProjection* p) {
+      return fw.decrypt(c, p);
+    };
+    auto decrypt_da = [&](const BlindedTensor& c, const crypto::RowProjection* p) {
+      return fw.decrypt_dx(c, p);
+    };
+    BlindedTensor c = worker_batched(fw.x(), fw.w(), false, tb);
+    BlindedTensor da = worker_batched(g, fw.w(), false, !tb);
+    EXPECT_TRUE(verify_fused(c_check, c, decrypt_c).passed);
+    EXPECT_TRUE(verify_fused(da_check, da, decrypt_da).passed);
+    // One entry of the last blinded head off by more than its row's magnitude.
+    c.mutable_data()[c.numel() - 3] += 100.0f;
+    da.mutable_data()[da.numel() - 2] -= 100.0f;
+    EXPECT_FALSE(verify_fused(c_check, c, decrypt_c).passed);
+    EXPECT_FALSE(verify_fused(da_check, da, decrypt_da).passed);
+  }
+}
+
 }  // namespace
 }  // namespace tempo

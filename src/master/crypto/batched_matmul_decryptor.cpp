@@ -16,7 +16,7 @@ namespace {
 /// beta = batch.inv_perm[b] under the (decryption) axes pick(beta).
 template <typename PickAxes>
 Tensor unblind_batched(const BlindedTensor& c, const BatchedMatmulKey& key, PickAxes pick,
-                       const std::string& what) {
+                       const std::string& what, const RowProjection* projection) {
   const int64_t batch = key.batch.size();
   bool fits =
       c.rank() == 3 && c.dim(0) == batch && static_cast<int64_t>(key.entries.size()) == batch;
@@ -37,7 +37,9 @@ Tensor unblind_batched(const BlindedTensor& c, const BatchedMatmulKey& key, Pick
       const MatrixAxes ax = pick(beta);
       rows_map.set_decrypt(*ax.rows, ax.row_power);
       cols_map.set_decrypt(*ax.cols, ax.col_power);
-      permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map);
+      const RowProjection entry = projection ? projection->entry(beta, c.dim(2)) : RowProjection{};
+      permute_scale(c.data() + beta * plane, out.data() + b * plane, 1, rows_map, cols_map,
+                    projection ? &entry : nullptr);
     }
   };
   run_on_team(outer, unblind_entries);
@@ -52,18 +54,19 @@ void expect_entries(std::span<const DimKey> keys, const BatchedMatmulKey& key,
 }
 }  // namespace
 
-Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c) const {
+Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c,
+                                       const RowProjection* projection) const {
   return unblind_batched(
       c, key_,
       [&](int64_t beta) {
         const MatmulKey& e = key_.entries[static_cast<size_t>(beta)];
         return MatrixAxes{&e.m, ScalePower::kInverse, &e.n, ScalePower::kInverse};
       },
-      "BatchedMatmulDecryptor::decrypt");
+      "BatchedMatmulDecryptor::decrypt", projection);
 }
 
-Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da,
-                                          std::span<const DimKey> da_rows) const {
+Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da, std::span<const DimKey> da_rows,
+                                          const RowProjection* projection) const {
   const std::string what = "BatchedMatmulDecryptor::decrypt_da";
   expect_entries(da_rows, key_, what);
   return unblind_batched(
@@ -73,7 +76,7 @@ Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da,
         return MatrixAxes{&da_rows[static_cast<size_t>(beta)], ScalePower::kInverse, &e.k,
                           ScalePower::kScale};
       },
-      what);
+      what, projection);
 }
 
 Tensor BatchedMatmulDecryptor::decrypt_db(const BlindedTensor& db, std::span<const DimKey> db_cols,
@@ -88,7 +91,7 @@ Tensor BatchedMatmulDecryptor::decrypt_db(const BlindedTensor& db, std::span<con
         return trans_b ? MatrixAxes{n2, ScalePower::kInverse, &e.k, ScalePower::kInverse}
                        : MatrixAxes{&e.k, ScalePower::kInverse, n2, ScalePower::kInverse};
       },
-      what);
+      what, nullptr);
 }
 
 }  // namespace tempo::crypto

@@ -6,6 +6,7 @@
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -17,12 +18,14 @@ class BatchedMatmulDecryptor {
  public:
   explicit BatchedMatmulDecryptor(const BatchedMatmulKey& key) : key_(key) {}
 
-  /// Throws std::invalid_argument when `c` is not [batch, m, n] for the key.
-  Tensor decrypt(const BlindedTensor& c) const;
+  /// Throws std::invalid_argument when `c` is not [batch, m, n] for the key. With `projection`,
+  /// also projects every row of every entry of `c` for its integrity check (RowProjection::entry).
+  Tensor decrypt(const BlindedTensor& c, const RowProjection* projection = nullptr) const;
   /// dA'[beta] = dC'1[beta]·op(B')[beta]^T [batch, m, k] -> dA = dC·op(B)^T, with the fresh row
   /// keys of BatchedMatmulEncryptor::encrypt_grad_for_da: dA[b] = P_m1^T D_r1^-1 dA'[beta] D_s
   /// P_k^T.
-  Tensor decrypt_da(const BlindedTensor& da, std::span<const DimKey> da_rows) const;
+  Tensor decrypt_da(const BlindedTensor& da, std::span<const DimKey> da_rows,
+                    const RowProjection* projection = nullptr) const;
   /// dB' -> dB with the fresh column keys of encrypt_grad_for_db: dB' is A'^T·dC'2 [batch, k, n]
   /// = D_s P_k^T (A^T·dC) P_n2 D_u2, or with trans_b its transpose [batch, n, k], and dB has the
   /// layout of B.

@@ -52,8 +52,7 @@ BatchedMatmulForward BatchedMatmulObfuscator::encrypt_forward(const Tensor& a, c
 
 Tensor BatchedMatmulForward::decrypt(const BlindedTensor& c,
                                      const RowProjection* projection) const {
-  if (projection) throw std::logic_error("BatchedMatmulForward: batched results are not projected");
-  return BatchedMatmulDecryptor(key_).decrypt(c);
+  return BatchedMatmulDecryptor(key_).decrypt(c, projection);
 }
 
 BlindedTensor BatchedMatmulForward::encrypt_grad_for_dx(const Tensor& dc) {
@@ -65,10 +64,9 @@ BlindedTensor BatchedMatmulForward::encrypt_grad_for_dx(const Tensor& dc) {
 
 Tensor BatchedMatmulForward::decrypt_dx(const BlindedTensor& da,
                                         const RowProjection* projection) const {
-  if (projection) throw std::logic_error("BatchedMatmulForward: batched results are not projected");
   if (!dx_drawn_)
     throw std::logic_error("BatchedMatmulForward::decrypt_dx before encrypt_grad_for_dx");
-  return BatchedMatmulDecryptor(key_).decrypt_da(da, dx_rows_);
+  return BatchedMatmulDecryptor(key_).decrypt_da(da, dx_rows_, projection);
 }
 
 BlindedTensor BatchedMatmulForward::encrypt_grad_for_dw(const Tensor& dc) {

@@ -60,12 +60,13 @@ class BatchedMatmulForward {
     w_ = BlindedTensor();
   }
 
-  /// C' [batch, m, n] -> C. Batched results are not projected by their decryption: `projection`
-  /// must be null (std::logic_error otherwise).
+  /// C' [batch, m, n] -> C. With `projection`, also projects the rows of every entry of C' for its
+  /// integrity check in the same pass (RowProjection::entry).
   Tensor decrypt(const BlindedTensor& c, const RowProjection* projection = nullptr) const;
   /// dC [batch, m, n] -> dC'1, drawing a fresh row key per entry. Call before decrypt_dx.
   BlindedTensor encrypt_grad_for_dx(const Tensor& dc);
   /// dA' [batch, m, k] -> dA = dC·op(B)^T. Throws std::logic_error before encrypt_grad_for_dx.
+  /// `projection`: as for decrypt.
   Tensor decrypt_dx(const BlindedTensor& da, const RowProjection* projection = nullptr) const;
   /// dC -> dC'2, drawing a fresh column key per entry. Call before decrypt_dw.
   BlindedTensor encrypt_grad_for_dw(const Tensor& dc);

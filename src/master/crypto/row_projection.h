@@ -47,13 +47,20 @@ inline double row_sum(const float* row, const double* w, int64_t n) {
 /// What an integrity check needs from a result C [m, n] (integrity::ProductCheck), filled by a
 /// decryption kernel as it reads each row of C anyway, instead of in a pass of its own:
 ///   out[r·m + i] = Σ_j C[i][j] · vecs[r·n + j]   (r < rounds)      out_abs[i] = Σ_j |C[i][j]|
-/// accumulated in double; i is the row as stored (blinded order).
+/// accumulated in double; i is the row as stored (blinded order). For a batched result, entry()
+/// gives each entry's part (entries in blinded order).
 struct RowProjection {
   const double* vecs = nullptr;  ///< [rounds][n]
   int rounds = 0;
   int64_t rows = 0;           ///< m: the stride between rounds in `out`
   double* out = nullptr;      ///< [rounds][m]
   double* out_abs = nullptr;  ///< [m]
+
+  /// The projection of batch entry e of a batched result [batch, m, n] whose vectors are laid out
+  /// [batch][rounds][n] and outputs [batch][rounds][m] and [batch][m] (integrity::ProductCheck).
+  RowProjection entry(int64_t e, int64_t n) const {
+    return {vecs + e * rounds * n, rounds, rows, out + e * rounds * rows, out_abs + e * rows};
+  }
 
   /// Projects row i (n floats at `row`).
   void project(const float* row, int64_t n, int64_t i) const {

@@ -91,7 +91,6 @@ CheckOutcome ProductCheck::verify(const BlindedTensor& c) const {
 }
 
 CheckOutcome ProductCheck::verify_projected(const double* cv, const double* c_abs) const {
-  if (batch_ != 1) throw std::logic_error("ProductCheck::verify_projected: batched product");
   return verify_entries(nullptr, cv, c_abs);
 }
 
@@ -110,8 +109,8 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
     std::vector<double> buffer(c ? static_cast<size_t>(t * m) : 0);
     std::vector<double> buffer_abs(c ? static_cast<size_t>(m) : 0);
     for (int64_t e = first; e < batch_; e += step) {
-      const double* cv = c_projected;
-      const double* c_abs = c_projected_abs;
+      const double* cv = c_projected ? c_projected + e * t * m : nullptr;
+      const double* c_abs = c_projected_abs ? c_projected_abs + e * m : nullptr;
       if (c) {
         project(c->data() + e * m * n, m, n, false, signs_.data() + e * t * n, ones.data(), t,
                 buffer.data(), buffer_abs.data(), !over_batch);

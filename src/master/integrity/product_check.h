@@ -36,9 +36,9 @@ class ProductCheck {
   CheckOutcome verify(const BlindedTensor& c) const;
 
   /// The same in two halves, for a result whose rows are projected by the kernel that decrypts
-  /// it (crypto::RowProjection, unbatched products only): check_shape(c) first (a C of the
-  /// wrong shape must not reach the kernel), then the kernel fills `cv` [rounds][m] and `c_abs`
-  /// [m] from C's rows with the vectors signs(), then verify_projected(cv, c_abs).
+  /// it (crypto::RowProjection): check_shape(c) first (a C of the wrong shape must not reach the
+  /// kernel), then the kernel fills `cv` [batch][rounds][m] and `c_abs` [batch][m] from C's rows
+  /// with the vectors signs() ([batch][rounds][n]), then verify_projected(cv, c_abs).
   CheckOutcome check_shape(const BlindedTensor& c) const;
   CheckOutcome verify_projected(const double* cv, const double* c_abs) const;
   const double* signs() const { return signs_.data(); }

@@ -159,7 +159,8 @@ std::optional<BlindedTensor> OffloadEngine::receive_verified(InFlight& op, const
 std::optional<Tensor> OffloadEngine::receive_decrypted(InFlight& op, const std::string& layer,
                                                        const char* what,
                                                        const FusedDecrypt& decrypt) {
-  if (!integrity_.enabled() || op.spec.op != protocol::Op::kMatMul) {
+  if (!integrity_.enabled() ||
+      (op.spec.op != protocol::Op::kMatMul && op.spec.op != protocol::Op::kBatchedMatMul)) {
     std::optional<BlindedTensor> result = receive_verified(op, layer, what);
     if (!result) return std::nullopt;
     return decrypt(*result, nullptr);
@@ -172,9 +173,9 @@ std::optional<Tensor> OffloadEngine::receive_decrypted(InFlight& op, const std::
   if (outcome.passed) {
     // The decryption kernel projects each row of the result as it reads it; the plaintext it
     // wrote is used only if the projections then pass.
-    const int64_t m = product.rows();
-    std::vector<double> cv(static_cast<size_t>(product.rounds() * m));
-    std::vector<double> c_abs(static_cast<size_t>(m));
+    const int64_t m = product.rows(), entries = product.batch();
+    std::vector<double> cv(static_cast<size_t>(entries * product.rounds() * m));
+    std::vector<double> c_abs(static_cast<size_t>(entries * m));
     const crypto::RowProjection projection{product.signs(), product.rounds(), m, cv.data(),
                                            c_abs.data()};
     Tensor plaintext = decrypt(*result, &projection);

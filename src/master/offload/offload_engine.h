@@ -105,7 +105,7 @@ class OffloadEngine {
   /// must also fill it from the result's rows (crypto::RowProjection), which are not verified yet.
   using FusedDecrypt =
       std::function<Tensor(const BlindedTensor& result, const crypto::RowProjection* projection)>;
-  /// receive_verified() and decryption in one, for an unbatched product whose decryption kernel
+  /// receive_verified() and decryption in one, for a (batched) product whose decryption kernel
   /// can project the result's rows for the check as it reads them: saves the check's own pass
   /// over the result. The plaintext is returned only once the check has passed (otherwise the
   /// retried, verified result is decrypted); std::nullopt and the exceptions as receive_verified.

@@ -131,8 +131,9 @@ void add_into(Tensor& sum, const Tensor& t) {
 }
 
 /// The forward and backward-data decryptions, taking the row projection that
-/// OffloadEngine::receive_decrypted asks of product results (patch mode's and Linear's). Channel
-/// mode's results are convolutions, which it never asks to project (conv_check.h checks them).
+/// OffloadEngine::receive_decrypted asks of product results (patch mode's, Linear's, attention's).
+/// Channel mode's results are convolutions, which it never asks to project (conv_check.h checks
+/// them).
 template <class Forward>
 Tensor decrypt_output(const Forward& fw, const BlindedTensor& y,
                       const crypto::RowProjection* projection) {
