@@ -417,7 +417,7 @@ void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp
   constexpr int F = R + (Abs ? 1 : 0);
   const int64_t oh = s.out_h(), ow = s.out_w(), plane_out = oh * ow;
   const int64_t sh = s.geometry.stride_h, sw = Stride > 0 ? Stride : s.geometry.stride_w;
-  auto load = [sw](const double* p) {
+  auto load = [&](const double* p) {  // [&]: Stride 1 does not read sw
     v4d v;
     if (Stride == 1) {
       __builtin_memcpy(&v, p, sizeof v);
