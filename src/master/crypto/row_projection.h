@@ -44,6 +44,47 @@ inline double row_sum(const float* row, const double* w, int64_t n) {
   return sum;
 }
 
+/// {Σ_j row[j]·w[j], Σ_j |row[j]|·w_abs[j]} in double over n floats (w_abs = 1 without
+/// WeightedAbs): row_sum<false, true> and row_sum<true, WeightedAbs> in one pass, one load and
+/// conversion of each float instead of two.
+template <bool WeightedAbs>
+inline void row_sum_and_abs(const float* row, const double* w, const double* w_abs, int64_t n,
+                            double* sum_out, double* abs_out) {
+  typedef double v4d __attribute__((vector_size(32)));
+  typedef float v4f __attribute__((vector_size(16)));
+  typedef int64_t v4i __attribute__((vector_size(32)));
+  const v4i magnitude_bits = ~(v4i)(v4d{-0.0, -0.0, -0.0, -0.0});
+  v4d s[2] = {}, a[2] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 2; ++k) {
+      v4f f;
+      __builtin_memcpy(&f, row + j + 4 * k, sizeof f);
+      const v4d d = __builtin_convertvector(f, v4d);
+      v4d wv;
+      __builtin_memcpy(&wv, w + j + 4 * k, sizeof wv);
+      s[k] += d * wv;
+      const v4d magnitude = (v4d)((v4i)d & magnitude_bits);
+      if constexpr (WeightedAbs) {
+        v4d wa;
+        __builtin_memcpy(&wa, w_abs + j + 4 * k, sizeof wa);
+        a[k] += magnitude * wa;
+      } else {
+        a[k] += magnitude;
+      }
+    }
+  const v4d st = s[0] + s[1], at = a[0] + a[1];
+  double sum = (st[0] + st[1]) + (st[2] + st[3]);
+  double abs_sum = (at[0] + at[1]) + (at[2] + at[3]);
+  for (; j < n; ++j) {
+    const double d = row[j];
+    sum += d * w[j];
+    abs_sum += WeightedAbs ? std::fabs(d) * w_abs[j] : std::fabs(d);
+  }
+  *sum_out = sum;
+  *abs_out = abs_sum;
+}
+
 /// What an integrity check needs from a result C [m, n] (integrity::ProductCheck), filled by a
 /// decryption kernel as it reads each row of C anyway, instead of in a pass of its own:
 ///   out[r·m + i] = Σ_j C[i][j] · vecs[r·n + j]   (r < rounds)      out_abs[i] = Σ_j |C[i][j]|
@@ -64,8 +105,12 @@ struct RowProjection {
 
   /// Projects row i (n floats at `row`).
   void project(const float* row, int64_t n, int64_t i) const {
-    out_abs[i] = row_sum<true, false>(row, nullptr, n);
-    for (int r = 0; r < rounds; ++r) out[r * rows + i] = row_sum<false, true>(row, vecs + r * n, n);
+    if (rounds < 1) {
+      out_abs[i] = row_sum<true, false>(row, nullptr, n);
+      return;
+    }
+    row_sum_and_abs<false>(row, vecs, nullptr, n, &out[i], &out_abs[i]);
+    for (int r = 1; r < rounds; ++r) out[r * rows + i] = row_sum<false, true>(row, vecs + r * n, n);
   }
 };
 

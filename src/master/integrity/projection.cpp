@@ -17,8 +17,12 @@ template <int T>
 inline void project_row(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                         bool with_abs, double* out, double* out_abs, int64_t i) {
   const float* row = m + i * K;
-  if (with_abs) out_abs[i] = crypto::row_sum<true, true>(row, x_abs, K);
-  for (int r = 0; r < T; ++r) out[r * R + i] = crypto::row_sum<false, true>(row, x + r * K, K);
+  int r = 0;
+  if (with_abs) {
+    crypto::row_sum_and_abs<true>(row, x, x_abs, K, &out[i], &out_abs[i]);
+    r = 1;
+  }
+  for (; r < T; ++r) out[r * R + i] = crypto::row_sum<false, true>(row, x + r * K, K);
 }
 
 // Serial unless worth threads. Never `omp parallel for if (false)`: a one-thread region costs
