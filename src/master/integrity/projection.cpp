@@ -52,12 +52,20 @@ inline void project_block(const float* m, int64_t R, int64_t K, const double* x,
   std::fill(acc_abs, acc_abs + n, 0.0);
   for (int64_t j = 0; j < K; ++j) {
     const float* row = m + j * R + i0;
+    int r = 0;
     if (with_abs) {
-      const double xa = x_abs[j];
+      // The absolute values and the first round in one pass over the row's block.
+      const double xa = x_abs[j], x0 = x[j];
+      double* a0 = acc[0];
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) acc_abs[i] += std::fabs(static_cast<double>(row[i])) * xa;
+      for (int64_t i = 0; i < n; ++i) {
+        const double d = row[i];
+        acc_abs[i] += std::fabs(d) * xa;
+        a0[i] += d * x0;
+      }
+      r = 1;
     }
-    for (int r = 0; r < T; ++r) {
+    for (; r < T; ++r) {
       const double xr = x[r * K + j];
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) acc[r][i] += static_cast<double>(row[i]) * xr;
