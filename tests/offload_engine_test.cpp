@@ -239,7 +239,8 @@ TEST_P(BatchedKeyShiftTest, BackwardSendsOnlyTheOutputGradientAndEqualsPlain) {
   EXPECT_EQ(counters().cached_tensors, 0);
   EXPECT_EQ(counters().requests, 3u) << "forward, dA, dB";
   EXPECT_EQ(counters().failed, 0u);
-  const LayerTraffic& t = engine_.stats().snapshot().at("attn");
+  const auto layers = engine_.stats().snapshot();
+  const LayerTraffic& t = layers.at("attn");
   // Sent: A', B', dC'1, dC'2 (not A or B again). Received: C', dA', dB'.
   EXPECT_EQ(t.bytes_sent, (a.numel() + b.numel() + 2 * dc.numel()) * 4);
   EXPECT_EQ(t.bytes_received, (dc.numel() + a.numel() + b.numel()) * 4);
