@@ -46,12 +46,6 @@ Tensor unblind_batched(const BlindedTensor& c, const BatchedMatmulKey& key, Pick
   return out;
 }
 
-void expect_entries(std::span<const DimKey> keys, const BatchedMatmulKey& key,
-                    const std::string& what) {
-  if (keys.size() != key.entries.size())
-    throw std::invalid_argument(what + ": " + std::to_string(keys.size()) +
-                                " fresh keys for a batch of " + std::to_string(key.entries.size()));
-}
 }  // namespace
 
 Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c,
@@ -68,7 +62,7 @@ Tensor BatchedMatmulDecryptor::decrypt(const BlindedTensor& c,
 Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da, std::span<const DimKey> da_rows,
                                           const RowProjection* projection) const {
   const std::string what = "BatchedMatmulDecryptor::decrypt_da";
-  expect_entries(da_rows, key_, what);
+  expect_one_key_per_entry(da_rows, key_, what);
   return unblind_batched(
       da, key_,
       [&](int64_t beta) {
@@ -82,7 +76,7 @@ Tensor BatchedMatmulDecryptor::decrypt_da(const BlindedTensor& da, std::span<con
 Tensor BatchedMatmulDecryptor::decrypt_db(const BlindedTensor& db, std::span<const DimKey> db_cols,
                                           bool trans_b) const {
   const std::string what = "BatchedMatmulDecryptor::decrypt_db";
-  expect_entries(db_cols, key_, what);
+  expect_one_key_per_entry(db_cols, key_, what);
   return unblind_batched(
       db, key_,
       [&](int64_t beta) {

@@ -47,11 +47,6 @@ BlindedTensor blind_batched(const Tensor& t, const BatchedMatmulKey& key, PickAx
   return out;
 }
 
-void expect_entries(std::span<const DimKey> keys, const BatchedMatmulKey& key, const char* what) {
-  if (keys.size() != key.entries.size())
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(keys.size()) +
-                                " fresh keys for a batch of " + std::to_string(key.entries.size()));
-}
 }  // namespace
 
 BlindedTensor BatchedMatmulEncryptor::encrypt_a(const Tensor& a, bool trans_a) const {
@@ -79,7 +74,7 @@ BlindedTensor BatchedMatmulEncryptor::encrypt_b(const Tensor& b, bool trans_b) c
 BlindedTensor BatchedMatmulEncryptor::encrypt_grad_for_da(const Tensor& dc,
                                                           std::span<const DimKey> da_rows) const {
   const char* what = "BatchedMatmulEncryptor::encrypt_grad_for_da";
-  expect_entries(da_rows, key_, what);
+  expect_one_key_per_entry(da_rows, key_, what);
   return blind_batched(
       dc, key_,
       [&](int64_t beta) {
@@ -93,7 +88,7 @@ BlindedTensor BatchedMatmulEncryptor::encrypt_grad_for_da(const Tensor& dc,
 BlindedTensor BatchedMatmulEncryptor::encrypt_grad_for_db(const Tensor& dc,
                                                           std::span<const DimKey> db_cols) const {
   const char* what = "BatchedMatmulEncryptor::encrypt_grad_for_db";
-  expect_entries(db_cols, key_, what);
+  expect_one_key_per_entry(db_cols, key_, what);
   return blind_batched(
       dc, key_,
       [&](int64_t beta) {

@@ -71,6 +71,13 @@ constexpr int64_t kStackScratchFloats = 8 * 64;
 
 }  // namespace
 
+void expect_one_key_per_entry(std::span<const DimKey> keys, const BatchedMatmulKey& key,
+                              const std::string& what) {
+  if (keys.size() != key.entries.size())
+    throw std::invalid_argument(what + ": " + std::to_string(keys.size()) +
+                                " fresh keys for a batch of " + std::to_string(key.entries.size()));
+}
+
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
                    const GatherMap& cols, const RowProjection* projection) {
   if (projection != nullptr && plane != 1)

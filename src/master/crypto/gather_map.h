@@ -2,11 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/dim_key.h"
+#include "master/crypto/keys.h"
 #include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
@@ -40,6 +43,11 @@ struct MatrixAxes {
   const DimKey* cols;
   ScalePower col_power;
 };
+
+/// Throws std::invalid_argument (naming `what`) unless there is one fresh key per entry of `key`
+/// (the per-entry gradient keys of a batched product's backward).
+void expect_one_key_per_entry(std::span<const DimKey> keys, const BatchedMatmulKey& key,
+                              const std::string& what);
 
 /// dst[i][j][t] = src[rows.index[i]][cols.index[j]][t] * rows.mul[i] * cols.mul[j] for a
 /// [rows.size(), cols.size(), plane] tensor stored densely (src has the same extents as dst).
