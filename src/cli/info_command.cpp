@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "common/worker_protocol.h"
+#include "master/core/simd.h"
 #include "master/models/model_factory.h"
 #include "master/tee/platform.h"
 
@@ -49,6 +50,7 @@ Command add_info_command(CLI::App& app) {
                 {"cpu", cpu_model()},
                 {"avx2", static_cast<bool>(__builtin_cpu_supports("avx2"))},
                 {"avx512f", static_cast<bool>(__builtin_cpu_supports("avx512f"))},
+                {"check_kernels", simd::level_name()},
                 {"models", models::model_names()},
                 {"tee", tee::process_platform().name()},
                 {"tee_detail", tee::process_platform().describe()},

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "master/core/simd.h"
 #include "master/crypto/row_kernels.h"
 
 namespace tempo::crypto::patch {
@@ -399,66 +400,34 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
 
 namespace {
 
-// Output columns per tile of project_blinded_patches: 8 doubles, two AVX2 registers per filter.
-constexpr int64_t kProjectTile = 8;
+#include "master/crypto/patch_projection.inc"
 
-/// One image's projections for R vectors (and, with Abs, the absolute one): `pad` is the image in
-/// double, zero-padded so that every window of every tile lies inside it ([C][hp][wp]); `filter`
-/// is [K][R + Abs]; acc [R + Abs][plane_out]. Each tile keeps its sums in registers over all K.
-/// Written with vector types: GCC 12 kept the sums of the plain-array version in memory.
-// Its `load` lambda returns a vector, whose ABI would differ in a build without AVX (the sanitizer
-// build), which GCC reports (-Wpsabi); the lambda is inlined and never called across objects.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+}  // namespace
+
+TEMPO_BEGIN_AVX512
+namespace {
+namespace avx512_bodies {
+#include "master/crypto/patch_projection.inc"
+}  // namespace avx512_bodies
+}  // namespace
+TEMPO_END_AVX512
+
+namespace {
+
 template <int R, bool Abs, int64_t Stride>
-void project_image(const double* pad, const ConvShape& s, int64_t hp, int64_t wp,
-                   const double* filter, double* acc) {
-  typedef double v4d __attribute__((vector_size(32)));
-  constexpr int F = R + (Abs ? 1 : 0);
-  const int64_t oh = s.out_h(), ow = s.out_w(), plane_out = oh * ow;
-  const int64_t sh = s.geometry.stride_h, sw = Stride > 0 ? Stride : s.geometry.stride_w;
-  auto load = [&](const double* p) {  // [&]: Stride 1 does not read sw
-    v4d v;
-    if (Stride == 1) {
-      __builtin_memcpy(&v, p, sizeof v);
-    } else {
-      v = v4d{p[0], p[sw], p[2 * sw], p[3 * sw]};
-    }
-    return v;
-  };
-  typedef int64_t v4i __attribute__((vector_size(32)));
-  const v4i magnitude_bits = ~(v4i)(v4d{-0.0, -0.0, -0.0, -0.0});
-
-  // Tiles of two output rows by kProjectTile columns: four independent sums per filter hide
-  // the latency of the additions.
-  for (int64_t oy = 0; oy < oh; oy += 2)
-    for (int64_t ox0 = 0; ox0 < ow; ox0 += kProjectTile) {
-      v4d sum[4][F] = {};
-      for (int64_t c = 0; c < s.in_channels; ++c)
-        for (int64_t i = 0; i < s.kh; ++i) {
-          const double* row0 = pad + (c * hp + oy * sh + i) * wp + ox0 * sw;
-          const double* row1 = row0 + sh * wp;
-          const double* f = filter + (c * s.kh + i) * s.kw * F;
-          for (int64_t j = 0; j < s.kw; ++j, f += F) {
-            const v4d v[4] = {load(row0 + j), load(row0 + j + 4 * sw), load(row1 + j),
-                              load(row1 + j + 4 * sw)};
-            for (int r = 0; r < R; ++r)
-              for (int k = 0; k < 4; ++k) sum[k][r] += f[r] * v[k];
-            if constexpr (Abs)
-              for (int k = 0; k < 4; ++k) sum[k][R] += f[R] * (v4d)((v4i)v[k] & magnitude_bits);
-          }
-        }
-      const int64_t n = std::min(kProjectTile, ow - ox0);
-      for (int dy = 0; dy < 2 && oy + dy < oh; ++dy)
-        for (int r = 0; r < F; ++r) {
-          double t[kProjectTile];
-          __builtin_memcpy(t, &sum[2 * dy][r], sizeof(v4d));
-          __builtin_memcpy(t + 4, &sum[2 * dy + 1][r], sizeof(v4d));
-          std::copy(t, t + n, acc + r * plane_out + (oy + dy) * ow + ox0);
-        }
-    }
+TEMPO_TARGET_AVX512 void project_image_avx512(const double* pad, const ConvShape& s, int64_t hp,
+                                              int64_t wp, const double* filter, double* acc) {
+  avx512_bodies::project_image<simd::Avx512, R, Abs, Stride>(pad, s, hp, wp, filter, acc);
 }
-#pragma GCC diagnostic pop
+
+template <int R, bool Abs, int64_t Stride>
+void project_image_any(const double* pad, const ConvShape& s, int64_t hp, int64_t wp,
+                       const double* filter, double* acc) {
+  if (simd::avx512())
+    project_image_avx512<R, Abs, Stride>(pad, s, hp, wp, filter, acc);
+  else
+    project_image<simd::Avx2, R, Abs, Stride>(pad, s, hp, wp, filter, acc);
+}
 
 template <int R, bool Abs>
 bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& rows,
@@ -480,8 +449,9 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
   }
   // Padded plane: rows cover every tap of every output row, columns every tap of every tile.
   const int64_t tiles = (ow + kProjectTile - 1) / kProjectTile;
-  const int64_t hp =
-      std::max(h + ph, oh * sh + s.kh) + ph;  // one more output row: tiles are 2 high
+  // Tiles are up to 4 rows high (AVX-512): the last one may cover rows up to a multiple of 4.
+  const int64_t tile_rows = 4, covered_rows = (oh + tile_rows - 1) / tile_rows * tile_rows;
+  const int64_t hp = std::max(h + ph, (covered_rows - 1) * sh + s.kh) + ph;
   const int64_t wp = std::max(w + pw, (tiles * kProjectTile - 1) * sw + s.kw) + pw;
   const bool threaded =
       !omp_in_parallel() && s.batch > 1 && positions * kdim * F >= (int64_t{1} << 22);
@@ -492,26 +462,28 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
     std::vector<double> pad(static_cast<size_t>(channels * hp * wp), 0.0);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.batch; ++n) {
+      // The range check over the whole image in one vectorised loop (per image row, its
+      // reduction cost as much as the loop), then the copy into the padded rows.
       int outside = 0;  // bitwise, not ||: the loop stays branch-free and vectorised
       const float flow = static_cast<float>(low), fhigh = static_cast<float>(high);
-      for (int64_t c = 0; c < channels; ++c) {
-        const float* img = x + (n * channels + c) * plane_in;
-        for (int64_t y = 0; y < h; ++y) {
-          double* dst = pad.data() + (c * hp + y + ph) * wp + pw;
-          const float* src = img + y * w;
+      const float* image = x + n * channels * plane_in;
 #pragma omp simd reduction(| : outside)
-          for (int64_t e = 0; e < w; ++e) {
-            const float a = std::fabs(src[e]);
-            dst[e] = src[e];
-            outside |= static_cast<int>((a < flow) & (a != 0.0f)) | static_cast<int>(!(a < fhigh));
-          }
-        }
+      for (int64_t e = 0; e < channels * plane_in; ++e) {
+        const float a = std::fabs(image[e]);
+        outside |= static_cast<int>((a < flow) & (a != 0.0f)) | static_cast<int>(!(a < fhigh));
       }
       if (outside) in_range = false;
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t y = 0; y < h; ++y) {
+          double* dst = pad.data() + (c * hp + y + ph) * wp + pw;
+          const float* src = image + c * plane_in + y * w;
+#pragma omp simd
+          for (int64_t e = 0; e < w; ++e) dst[e] = src[e];
+        }
       if (sw == 1)
-        project_image<R, Abs, 1>(pad.data(), s, hp, wp, filter.data(), acc.data());
+        project_image_any<R, Abs, 1>(pad.data(), s, hp, wp, filter.data(), acc.data());
       else
-        project_image<R, Abs, 0>(pad.data(), s, hp, wp, filter.data(), acc.data());
+        project_image_any<R, Abs, 0>(pad.data(), s, hp, wp, filter.data(), acc.data());
       for (int64_t pos = 0; pos < plane_out; ++pos) {
         const auto p = static_cast<size_t>(n * plane_out + pos);
         const int64_t row = rows.index[p];

@@ -1,0 +1,184 @@
+// The double-precision kernels of the integrity checks in both their versions (simd.h): AVX2 and,
+// where the CPU has it, AVX-512. Each version must equal the exact (long double) sums within the
+// rounding of a double sum, on lengths around the vector and tile widths of both.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "crypto_test_util.h"
+#include "gradcheck.h"
+#include "master/core/simd.h"
+#include "master/crypto/crypto.h"
+#include "master/crypto/patch_conv_encryptor.h"
+#include "master/crypto/row_projection.h"
+#include "master/integrity/projection.h"
+
+namespace tempo {
+namespace {
+
+/// Runs `body` once per kernel version this CPU has, with that version selected; restores the
+/// selection afterwards.
+template <class Body>
+void for_each_level(Body body) {
+  const bool before = simd::use_avx512(false);
+  {
+    SCOPED_TRACE("avx2");
+    body();
+  }
+  if (simd::cpu_has_avx512()) {
+    simd::use_avx512(true);
+    ASSERT_TRUE(simd::avx512());
+    SCOPED_TRACE("avx512");
+    body();
+  } else {
+    std::printf("[ SKIPPED  ] the AVX-512 kernels: this CPU has no AVX-512\n");
+  }
+  simd::use_avx512(before);
+}
+
+std::vector<float> random_floats(int64_t n, Rng& rng) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& e : v) e = static_cast<float>(rng.normal());
+  return v;
+}
+
+/// |got - want| within the rounding of a double sum of `terms` terms whose magnitudes sum to
+/// `mass` (a bound any summation order meets).
+void expect_close(double got, long double want, long double mass, int64_t terms) {
+  const long double u = std::ldexp(1.0L, -53) * static_cast<long double>(terms + 2);
+  EXPECT_LE(std::fabs(static_cast<long double>(got) - want), u * mass);
+}
+
+TEST(SimdKernels, RowSumsEqualTheExactSumsInEveryVersion) {
+  Rng rng(11);
+  for (int64_t n : {1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 576, 1001}) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    const std::vector<float> row = random_floats(n, rng);
+    std::vector<double> w(static_cast<size_t>(n)), w_abs(static_cast<size_t>(n));
+    for (size_t j = 0; j < w.size(); ++j) {
+      w[j] = rng.normal();
+      w_abs[j] = std::fabs(rng.normal());
+    }
+    long double sum = 0, mass = 0, abs_sum = 0, abs_weighted = 0, plain = 0;
+    for (size_t j = 0; j < w.size(); ++j) {
+      const long double x = row[j];
+      sum += x * w[j];
+      mass += std::fabs(x * w[j]);
+      plain += x;
+      abs_sum += std::fabs(x);
+      abs_weighted += std::fabs(x) * w_abs[j];
+    }
+    for_each_level([&] {
+      expect_close(crypto::row_sum<false, true>(row.data(), w.data(), n), sum, mass, n);
+      expect_close(crypto::row_sum<false, false>(row.data(), nullptr, n), plain, abs_sum, n);
+      expect_close(crypto::row_sum<true, false>(row.data(), nullptr, n), abs_sum, abs_sum, n);
+      expect_close(crypto::row_sum<true, true>(row.data(), w_abs.data(), n), abs_weighted,
+                   abs_weighted, n);
+      double s = NAN, a = NAN;
+      crypto::row_sum_and_abs<false>(row.data(), w.data(), nullptr, n, &s, &a);
+      expect_close(s, sum, mass, n);
+      expect_close(a, abs_sum, abs_sum, n);
+      crypto::row_sum_and_abs<true>(row.data(), w.data(), w_abs.data(), n, &s, &a);
+      expect_close(s, sum, mass, n);
+      expect_close(a, abs_weighted, abs_weighted, n);
+    });
+  }
+}
+
+TEST(SimdKernels, ColumnProjectionsEqualTheExactSumsInEveryVersion) {
+  Rng rng(12);
+  // op(M) = Mᵀ, M stored [K, R]: R around the 512-row blocks, K short and long.
+  for (const auto& shape : {std::pair<int64_t, int64_t>{3, 5}, {64, 513}, {257, 1100}}) {
+    const int64_t K = shape.first, R = shape.second;
+    SCOPED_TRACE(std::to_string(K) + "x" + std::to_string(R));
+    const std::vector<float> m = random_floats(K * R, rng);
+    const int rounds = 2;
+    std::vector<double> x(static_cast<size_t>(rounds * K)), x_abs(static_cast<size_t>(K));
+    for (double& e : x) e = rng.normal();
+    for (double& e : x_abs) e = std::fabs(rng.normal());
+    for_each_level([&] {
+      std::vector<double> out(static_cast<size_t>(rounds * R)), out_abs(static_cast<size_t>(R));
+      integrity::project(m.data(), K, R, true, x.data(), x_abs.data(), rounds, out.data(),
+                         out_abs.data(), true);
+      for (int64_t i = 0; i < R; ++i) {
+        long double a = 0;
+        for (int64_t j = 0; j < K; ++j)
+          a += std::fabs(static_cast<long double>(m[j * R + i])) * x_abs[j];
+        expect_close(out_abs[i], a, a, K);
+        for (int r = 0; r < rounds; ++r) {
+          long double s = 0, mass = 0;
+          for (int64_t j = 0; j < K; ++j) {
+            const long double t = static_cast<long double>(m[j * R + i]) * x[r * K + j];
+            s += t;
+            mass += std::fabs(t);
+          }
+          expect_close(out[r * R + i], s, mass, K);
+        }
+      }
+    });
+  }
+}
+
+TEST(SimdKernels, PatchInputProjectionEqualsTheExactSumsInEveryVersion) {
+  Rng rng(13);
+  const crypto::KeyGenerator keygen;
+  struct Case {
+    Shape x, w;
+    nn::ConvGeometry g;
+  };
+  // Output heights not a multiple of the 2- and 4-row tiles, widths around the 8-wide tiles,
+  // stride 2, a 1x1 kernel.
+  for (const Case& c : {Case{{2, 3, 7, 5}, {4, 3, 3, 3}, {1, 1, 1, 1}},
+                        Case{{2, 2, 10, 19}, {3, 2, 3, 3}, {1, 1, 1, 1}},
+                        Case{{3, 2, 13, 21}, {3, 2, 3, 3}, {2, 2, 1, 1}},
+                        Case{{2, 4, 6, 9}, {5, 4, 1, 1}, {1, 1, 0, 0}}}) {
+    SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
+    const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+    const int64_t m = s.positions(), k = s.patch();
+    const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
+    const crypto::PatchConvEncryptor enc(key, s);
+    const Tensor x = testing::random_tensor(c.x, rng);
+    const BlindedTensor xb = enc.encrypt_input(x);
+    for (int rounds : {1, 3, 6}) {
+      std::vector<double> v(static_cast<size_t>(rounds * k)), v_abs(static_cast<size_t>(k));
+      for (double& e : v) e = rng.normal();
+      for (double& e : v_abs) e = 2.0 + std::fabs(rng.normal());  // >= |v| mostly, not needed
+      for_each_level([&] {
+        std::vector<double> out(static_cast<size_t>(rounds * m)), out_abs(static_cast<size_t>(m));
+        ASSERT_TRUE(enc.project_input(x, v.data(), v_abs.data(), rounds, out.data(), out_abs.data(),
+                                      keygen.params().sigma));
+        for (int64_t i = 0; i < m; ++i) {
+          const float* row = xb.data() + i * k;
+          long double a = 0;
+          for (int64_t j = 0; j < k; ++j)
+            a += std::fabs(static_cast<long double>(row[j])) * v_abs[j];
+          expect_close(out_abs[i], a, a, k);
+          for (int r = 0; r < rounds; ++r) {
+            long double sum = 0, mass = 0;
+            for (int64_t j = 0; j < k; ++j) {
+              const long double t = static_cast<long double>(row[j]) * v[r * k + j];
+              sum += t;
+              mass += std::fabs(t);
+            }
+            expect_close(out[r * m + i], sum, mass, k);
+          }
+        }
+      });
+    }
+  }
+}
+
+TEST(SimdKernels, EnvironmentCanOnlySelectWhatTheCpuHas) {
+  const bool before = simd::use_avx512(true);
+  EXPECT_EQ(simd::avx512(), simd::cpu_has_avx512());
+  EXPECT_STREQ(simd::level_name(), simd::cpu_has_avx512() ? "avx512" : "avx2");
+  simd::use_avx512(false);
+  EXPECT_FALSE(simd::avx512());
+  EXPECT_STREQ(simd::level_name(), "avx2");
+  simd::use_avx512(before);
+}
+
+}  // namespace
+}  // namespace tempo
