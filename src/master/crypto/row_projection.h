@@ -1,6 +1,8 @@
 // Projections of a blinded result's rows, taken while a decryption kernel reads them.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstdint>
 
