@@ -355,9 +355,16 @@ TEST(Worker, ReportsCapabilitiesAndCountsTraffic) {
   EXPECT_EQ(n.bytes_out, 8u * 4u * sizeof(float));
 }
 
-TEST(EmbeddedWorker, ExecutesRequestsInSubmissionOrder) {
+class EmbeddedDispatchTest : public ::testing::TestWithParam<EmbeddedDispatch> {};
+INSTANTIATE_TEST_SUITE_P(Dispatch, EmbeddedDispatchTest,
+                         ::testing::Values(EmbeddedDispatch::kThread, EmbeddedDispatch::kInline),
+                         [](const auto& info) {
+                           return info.param == EmbeddedDispatch::kThread ? "Thread" : "Inline";
+                         });
+
+TEST_P(EmbeddedDispatchTest, ExecutesRequestsInSubmissionOrder) {
   std::mt19937 rng(11);
-  EmbeddedWorker ew(std::make_unique<Worker>(make_backend("cpu", 2)));
+  EmbeddedWorker ew(std::make_unique<Worker>(make_backend("cpu", 2)), GetParam());
   // Each request puts a handle that the next one uses before anyone waited for a response:
   // this only works if the queue is FIFO.
   const int kSteps = 20;
@@ -386,9 +393,10 @@ TEST(EmbeddedWorker, ExecutesRequestsInSubmissionOrder) {
   EXPECT_EQ(ew.capabilities().backend, "cpu");
 }
 
-TEST(EmbeddedWorker, AnswersEverythingQueuedBeforeShutdownAndRefusesAfter) {
+TEST_P(EmbeddedDispatchTest, AnswersEverythingSubmittedBeforeShutdownAndRefusesAfter) {
   std::mt19937 rng(12);
-  auto ew = std::make_unique<EmbeddedWorker>(std::make_unique<Worker>(make_backend("cpu", 1)));
+  auto ew = std::make_unique<EmbeddedWorker>(std::make_unique<Worker>(make_backend("cpu", 1)),
+                                             GetParam());
   BlindedTensor a = random_blinded({16, 16}, rng);
   std::vector<std::future<Response>> futures;
   for (int i = 0; i < 50; ++i)
@@ -405,6 +413,35 @@ TEST(EmbeddedWorker, AnswersEverythingQueuedBeforeShutdownAndRefusesAfter) {
   EXPECT_EQ(late.id, 99u);
   EXPECT_THAT(late.error, HasSubstr("shut down"));
   ew.reset();  // a second shutdown from the destructor is harmless
+}
+
+TEST(EmbeddedWorker, InlineDispatchAnswersBeforeSubmitReturns) {
+  std::mt19937 rng(13);
+  EmbeddedWorker ew(std::make_unique<Worker>(make_backend("cpu", 1)), EmbeddedDispatch::kInline);
+  const BlindedTensor a = random_blinded({5, 7}, rng), b = random_blinded({7, 3}, rng);
+  std::future<Response> f =
+      ew.submit(matmul_request(7, Operand::inline_tensor(a), Operand::inline_tensor(b)));
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  const Response r = f.get();
+  ASSERT_TRUE(r.ok) << r.error;
+  expect_close(r.result, product_of(a, b));
+  // A request the worker rejects is answered at once too, and the worker keeps serving.
+  const Response bad =
+      ew.submit(matmul_request(8, Operand::inline_tensor(a), Operand::inline_tensor(a))).get();
+  EXPECT_FALSE(bad.ok);
+  EXPECT_TRUE(
+      ew.submit(matmul_request(9, Operand::inline_tensor(a), Operand::inline_tensor(b))).get().ok);
+}
+
+TEST(EmbeddedWorker, DispatchDefaultsToInlineForTheCpuBackendOnly) {
+  EXPECT_EQ(default_dispatch("cpu"), EmbeddedDispatch::kInline);
+  EXPECT_EQ(default_dispatch("cuda"), EmbeddedDispatch::kThread);
+  EXPECT_EQ(default_dispatch("cuda:1"), EmbeddedDispatch::kThread);
+  EXPECT_EQ(parse_dispatch("auto", "cpu"), EmbeddedDispatch::kInline);
+  EXPECT_EQ(parse_dispatch("auto", "cuda:0"), EmbeddedDispatch::kThread);
+  EXPECT_EQ(parse_dispatch("thread", "cpu"), EmbeddedDispatch::kThread);
+  EXPECT_EQ(parse_dispatch("inline", "cuda"), EmbeddedDispatch::kInline);
+  EXPECT_THROW(parse_dispatch("sync", "cpu"), std::invalid_argument);
 }
 
 class ViewRecorderTest : public ::testing::Test {

@@ -77,6 +77,14 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
   g->add_flag("--offload-head", f.offload_head,
               "Offload the classifier head too (by default logits stay in the TEE)");
   g->add_option("--worker-threads", f.worker_threads, "Threads of the embedded worker (0: all)");
+  g->add_option(
+       "--worker-dispatch", f.worker_dispatch,
+       "Where the embedded worker runs a request: inline (on the master's thread: the CPU "
+       "backend shares its cores, a thread of its own only oversubscribes them), thread "
+       "(its own thread, overlapping with the master: a GPU backend), auto (inline for cpu, "
+       "thread otherwise)")
+      ->check(CLI::IsMember({"auto", "inline", "thread"}))
+      ->capture_default_str();
   g->add_option("--worker-backend", f.worker_backend,
                 "Compute backend of the embedded worker: cpu | cuda | cuda:N (docs/gpu.md)")
       ->capture_default_str();
@@ -156,7 +164,8 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     wo.limits.max_cache_bytes = f.max_cache_bytes;
     wo.record_view_dir = f.record_view_dir;
     wo.fault = f.fault;
-    embedded = std::make_shared<worker::EmbeddedWorker>(wo);
+    embedded = std::make_shared<worker::EmbeddedWorker>(
+        wo, worker::parse_dispatch(f.worker_dispatch, f.worker_backend));
     if (!record_steps.all()) {
       // Between steps no product is in flight: the trainer has awaited every result of a step
       // before its optimizer update, so the pause applies to whole steps.
@@ -217,7 +226,12 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   auto engine = std::make_shared<offload::OffloadEngine>(pool, policy);
   auto placement = std::make_shared<std::vector<offload::PlacedLayer>>();
   const protocol::Capabilities caps = pool->capabilities();
-  progress.message("tempo: " + worker_kind + " (" + caps.backend + ", " + caps.device +
+  const std::string dispatch = !embedded
+                                   ? ""
+                                   : (embedded->dispatch() == worker::EmbeddedDispatch::kInline
+                                          ? ", requests run on the master's thread"
+                                          : ", requests run on its own thread");
+  progress.message("tempo: " + worker_kind + " (" + caps.backend + ", " + caps.device + dispatch +
                    "); conv mode " + f.conv_mode + ", sigma " + std::to_string(f.sigma));
   s.assigner = [engine, placement, &progress, f](nn::Module& model, const Shape& batch_shape) {
     *placement = engine->apply(model);
@@ -239,6 +253,8 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     j["traffic"] = engine->stats().to_json(f.traffic_report);
     j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
     if (embedded) {
+      j["worker_dispatch"] =
+          embedded->dispatch() == worker::EmbeddedDispatch::kInline ? "inline" : "thread";
       j["faults_injected"] = embedded->counters().faults_injected;
       j["worker_busy_seconds"] = double(embedded->counters().busy_ns) * 1e-9;
     }

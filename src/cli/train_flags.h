@@ -28,6 +28,7 @@ struct OffloadFlags {
   int worker_threads = 0;
   std::string worker_backend = "cpu";     ///< --worker-backend cpu|cuda|cuda:N (embedded worker)
   std::string worker_precision = "fp32";  ///< --worker-precision fp32|tf32 (embedded worker)
+  std::string worker_dispatch = "auto";   ///< --worker-dispatch auto|inline|thread (embedded)
   int64_t max_cache_bytes = int64_t{16} << 30;
   std::string record_view_dir;
   std::string record_view_steps = "all";  ///< --record-view-steps all|last|N|A-B

@@ -1,25 +1,48 @@
 #include "worker/embedded_worker.h"
 
+#include <stdexcept>
+
 namespace tempo::worker {
 
-EmbeddedWorker::EmbeddedWorker(std::unique_ptr<Worker> worker)
-    : worker_(std::move(worker)), thread_([this] { loop(); }) {}
+EmbeddedDispatch default_dispatch(const std::string& backend) {
+  return backend == "cpu" ? EmbeddedDispatch::kInline : EmbeddedDispatch::kThread;
+}
 
-EmbeddedWorker::EmbeddedWorker(const WorkerOptions& options)
-    : EmbeddedWorker(make_worker(options)) {}
+EmbeddedDispatch parse_dispatch(const std::string& name, const std::string& backend) {
+  if (name == "auto") return default_dispatch(backend);
+  if (name == "inline") return EmbeddedDispatch::kInline;
+  if (name == "thread") return EmbeddedDispatch::kThread;
+  throw std::invalid_argument("embedded worker dispatch '" + name +
+                              "': expected auto, inline or thread");
+}
+
+EmbeddedWorker::EmbeddedWorker(std::unique_ptr<Worker> worker, EmbeddedDispatch dispatch)
+    : worker_(std::move(worker)), dispatch_(dispatch) {
+  if (dispatch_ == EmbeddedDispatch::kThread) thread_ = std::thread([this] { loop(); });
+}
+
+EmbeddedWorker::EmbeddedWorker(const WorkerOptions& options, EmbeddedDispatch dispatch)
+    : EmbeddedWorker(make_worker(options), dispatch) {}
 
 EmbeddedWorker::~EmbeddedWorker() { shutdown(); }
 
 std::future<protocol::Response> EmbeddedWorker::submit(protocol::Request request) {
   std::promise<protocol::Response> promise;
   std::future<protocol::Response> future = promise.get_future();
+  bool stopping = false;
   {
     std::lock_guard lock(mu_);
-    if (!stopping_) {
+    stopping = stopping_;
+    if (!stopping && dispatch_ == EmbeddedDispatch::kThread) {
       queue_.emplace_back(std::move(request), std::move(promise));
       cv_.notify_one();
       return future;
     }
+  }
+  if (!stopping) {
+    // Worker::execute never throws, and serialises concurrent callers itself.
+    promise.set_value(worker_->execute(std::move(request)));
+    return future;
   }
   protocol::Response r;
   r.id = request.id;

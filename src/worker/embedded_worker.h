@@ -6,6 +6,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -14,14 +15,36 @@
 
 namespace tempo::worker {
 
-/// Runs a Worker on a dedicated thread, fed by a FIFO queue: requests execute one at a time, in
-/// submission order (the offload engine relies on this for handles), while the submitting thread
-/// goes on (e.g. blinding the next product). The master uses this by default; the remote service
-/// implements the same WorkerChannel.
+/// Where an EmbeddedWorker executes its requests.
+enum class EmbeddedDispatch {
+  /// On its own thread, fed by a FIFO queue, while the submitting thread goes on (e.g. blinding
+  /// the next product): for a GPU backend, which computes while the master works.
+  kThread,
+  /// Inside submit(), on the submitting thread (the future is ready when submit returns): for the
+  /// CPU backend, whose products run on the master's own cores anyway. A second thread and its
+  /// OpenMP team there only oversubscribe the cores: the master's concurrent check and blinding
+  /// passes and the worker's GEMM slow each other down, and every request costs thread wake-ups
+  /// (docs/benchmarks.md, "Stop 16").
+  kInline,
+};
+
+/// kInline for the "cpu" backend, kThread for the others (CUDA).
+EmbeddedDispatch default_dispatch(const std::string& backend);
+
+/// "thread" | "inline" (and "auto": default_dispatch(backend)) -> EmbeddedDispatch; throws
+/// std::invalid_argument for anything else.
+EmbeddedDispatch parse_dispatch(const std::string& name, const std::string& backend);
+
+/// Runs a Worker in-process behind the WorkerChannel interface: requests execute one at a time, in
+/// submission order (the offload engine relies on this for handles), on the worker's own thread
+/// or on the submitting one (EmbeddedDispatch). The master uses this by default; the remote
+/// service implements the same WorkerChannel.
 class EmbeddedWorker final : public WorkerChannel {
  public:
-  explicit EmbeddedWorker(std::unique_ptr<Worker> worker);
-  explicit EmbeddedWorker(const WorkerOptions& options);
+  explicit EmbeddedWorker(std::unique_ptr<Worker> worker,
+                          EmbeddedDispatch dispatch = EmbeddedDispatch::kThread);
+  explicit EmbeddedWorker(const WorkerOptions& options,
+                          EmbeddedDispatch dispatch = EmbeddedDispatch::kThread);
   /// shutdown(): every request already submitted still gets its response.
   ~EmbeddedWorker() override;
   EmbeddedWorker(const EmbeddedWorker&) = delete;
@@ -36,18 +59,20 @@ class EmbeddedWorker final : public WorkerChannel {
   void shutdown();
 
   const Worker& worker() const { return *worker_; }
+  EmbeddedDispatch dispatch() const { return dispatch_; }
   WorkerCounters counters() const { return worker_->counters(); }
 
  private:
   void loop();
 
   std::unique_ptr<Worker> worker_;
+  EmbeddedDispatch dispatch_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<protocol::Request, std::promise<protocol::Response>>> queue_;
   bool stopping_ = false;
   std::mutex join_mu_;  // shutdown() from two threads joins once
-  std::thread thread_;  // last: starts once everything above exists
+  std::thread thread_;  // last: starts once everything above exists (kThread only)
 };
 
 }  // namespace tempo::worker

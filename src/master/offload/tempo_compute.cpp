@@ -82,6 +82,18 @@ class PhaseClock {
   Clock::time_point since_;
 };
 
+/// Submits a product, keeping its operands for the check when results are verified. Timed as
+/// waiting, not blinding: an inline embedded worker (worker::EmbeddedDispatch) computes in it.
+OffloadEngine::InFlight submit_product(OffloadEngine& engine, PhaseClock& clock, Request r,
+                                       BlindedTensor a, BlindedTensor b, int worker) {
+  clock.phase(OffloadPhase::kWait);
+  OffloadEngine::InFlight op =
+      engine.verifying() ? engine.submit(std::move(r), std::move(a), std::move(b), worker)
+                         : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), worker);
+  clock.phase(OffloadPhase::kBlind);
+  return op;
+}
+
 /// The forward computed in the TEE, on plaintext (no worker, a rejected result, quarantine).
 Tensor local_forward(const ProductPlan& p, const Tensor& x, const Tensor& w) {
   if (p.batched) return nn::plain_compute().batched_matmul(x, w, false, p.fwd_trans_b);
@@ -203,8 +215,7 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     r.a = Operand::inline_tensor(fw.x(), sh.x_handle);
     r.b = Operand::inline_tensor(fw.w(), sh.w_handle);
     sent[i] = bytes_of(fw.x()) + bytes_of(fw.w());
-    ops[i] = verify ? engine.submit(std::move(r), fw.x(), fw.w(), sh.worker)
-                    : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+    ops[i] = submit_product(engine, clock, std::move(r), fw.x(), fw.w(), sh.worker);
     if (verify) ops[i].project_a = input_projection(fw, sh.x);
     if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
@@ -270,9 +281,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       r.a = Operand::inline_tensor(g);
       r.b = Operand::cached(sh.w_handle);
       if (!want_dw) r.free_handles = {sh.x_handle, sh.w_handle};
-      b[i].dx_op = verify
-                       ? engine.submit(std::move(r), std::move(g), fw.w(), sh.worker)
-                       : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+      b[i].dx_op = submit_product(engine, clock, std::move(r), std::move(g), fw.w(), sh.worker);
     }
     if (want_dw) {
       Request r;
@@ -292,9 +301,8 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
         r.b = Operand::inline_tensor(std::move(g));
       }
       r.free_handles = {sh.x_handle, sh.w_handle};
-      b[i].dw_op = verify
-                       ? engine.submit(std::move(r), std::move(a), std::move(bb), sh.worker)
-                       : engine.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker);
+      b[i].dw_op =
+          submit_product(engine, clock, std::move(r), std::move(a), std::move(bb), sh.worker);
       if (verify)
         (p.dw_cached_x_is_b ? b[i].dw_op->project_b : b[i].dw_op->project_a) =
             input_projection(fw, sh.x);
@@ -503,9 +511,8 @@ Tensor TempoCompute::batched_matmul(const Tensor& a, const Tensor& b, bool trans
     r.trans_b = trans_b;
     r.a = Operand::inline_tensor(product.a());
     r.b = Operand::inline_tensor(product.b());
-    ops.push_back(engine_.verifying()
-                      ? engine_.submit(std::move(r), product.a(), product.b(), sh.worker)
-                      : engine_.submit(std::move(r), BlindedTensor(), BlindedTensor(), sh.worker));
+    ops.push_back(
+        submit_product(engine_, clock, std::move(r), product.a(), product.b(), sh.worker));
   }
   std::vector<Tensor> pieces(shards.size());
   for (size_t i = 0; i < shards.size(); ++i) {
