@@ -30,11 +30,22 @@ struct Case {
 // AVX2 kernels handle 8 rows at a time (horizontal stride 1, any vertical stride; leftover
 // positions at the end of each row).
 const std::vector<Case> kCases = {
-    {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 0, 0}},   {{2, 3, 5, 5}, {4, 3, 1, 1}, {1, 1, 0, 0}},
-    {{3, 4, 7, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}},   {{2, 3, 9, 8}, {6, 3, 3, 3}, {2, 2, 1, 1}},
-    {{4, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}},  {{1, 5, 4, 4}, {2, 5, 4, 4}, {1, 1, 0, 0}},
-    {{2, 8, 9, 12}, {8, 8, 3, 3}, {1, 1, 1, 1}},  {{3, 8, 10, 17}, {16, 8, 3, 3}, {2, 1, 1, 1}},
+    {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 0, 0}},
+    {{2, 3, 5, 5}, {4, 3, 1, 1}, {1, 1, 0, 0}},
+    {{3, 4, 7, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}},
+    {{2, 3, 9, 8}, {6, 3, 3, 3}, {2, 2, 1, 1}},
+    {{4, 2, 6, 11}, {3, 2, 2, 5}, {1, 2, 0, 2}},
+    {{1, 5, 4, 4}, {2, 5, 4, 4}, {1, 1, 0, 0}},
+    {{2, 8, 9, 12}, {8, 8, 3, 3}, {1, 1, 1, 1}},
+    {{3, 8, 10, 17}, {16, 8, 3, 3}, {2, 1, 1, 1}},
     {{2, 16, 8, 8}, {8, 16, 1, 1}, {1, 1, 0, 0}},
+    // Horizontal strides 2 and 3 with 8-position tiles (ResNet's downsampling convs).
+    {{2, 8, 9, 20}, {4, 8, 3, 3}, {2, 2, 1, 1}},
+    {{2, 16, 6, 18}, {8, 16, 1, 1}, {2, 2, 0, 0}},
+    {{1, 8, 7, 26}, {4, 8, 3, 3}, {1, 3, 1, 1}},
+    // Rows shorter than one 8-position tile (ResNet's last stages: 7 and 4 positions).
+    {{2, 8, 5, 5}, {4, 8, 3, 3}, {1, 1, 1, 1}},
+    {{2, 16, 7, 7}, {8, 16, 3, 3}, {2, 2, 1, 1}},
 };
 
 struct PlainResults {
@@ -174,7 +185,8 @@ TEST(CryptoConvPatch, FusedEncryptionUnderIdentityKeyIsTheTransposedIm2col) {
 
 TEST(CryptoConvPatch, BlindedPatchesArePermutedAndScaledPatchRows) {
   Rng rng(24);
-  for (const Case& c : {kCases[3], kCases[6], kCases[7], kCases[8]}) {
+  for (const Case& c : {kCases[3], kCases[6], kCases[7], kCases[8], kCases[9], kCases[10],
+                        kCases[11], kCases[12], kCases[13]}) {
     const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
     const crypto::PatchConvKey key =
         crypto::KeyGenerator().patch_conv_key(s.positions(), s.patch(), s.out_channels);
@@ -222,7 +234,7 @@ TEST(CryptoConvPatch, ForwardBackwardDataAndBackwardWeightsDecryptToPlainConv) {
 TEST(CryptoConvPatch, Col2imUnblindingEqualsThePerPositionSumBitForBit) {
   // dx[c][y·sh - ph + i][x·sw - pw + k] += src[row p][column q] · (row scale · column scale),
   // positions p in increasing order: whatever path the kernel takes (8 positions at a time for
-  // the last three cases), each output element must receive its terms in that order.
+  // the cases with 8·k patch columns), each output element must receive its terms in that order.
   const crypto::KeyGenerator gen;
   Rng rng(26);
   for (const Case& c : kCases) {

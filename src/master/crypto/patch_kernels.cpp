@@ -112,24 +112,34 @@ void gather_nchw_from_rows(const float* src, int64_t batch, int64_t channels, in
 #ifdef __AVX2__
 namespace {
 
-/// im2col_blind for convolutions of horizontal stride 1 with C·kh·kw a multiple of 8 and rows of at
-/// least 8 output positions. Each image is first copied with its zero padding, so that every window
-/// is inside it; then, for 8 neighbouring positions of an output row, tap j of all 8 windows is 8
-/// consecutive floats of the padded image: one load gives column j of an 8-row tile, and an
-/// 8x8 transpose turns 8 such columns into 8 row segments (no gather). Positions left over at
-/// the end of a row take the per-element path. Padding zeros come out as 0 · (row scale · column
-/// scale), i.e. -0.0 under a negative column scale, where the general path writes +0.0.
-void im2col_blind_stride1(const float* x, const ConvShape& s, const GatherMap& rows,
-                          const GatherMap& cols, float* dst) {
+/// im2col_blind for convolutions with C·kh·kw a multiple of 8. Each image is first copied with its
+/// zero padding, so that every window is inside it, each padded row as sw phases (horizontal
+/// stride sw: column x at phase x mod sw, index x / sw); then, for 8 neighbouring positions of an
+/// output row, tap j of all 8 windows is 8 consecutive floats of one phase: one load gives column
+/// j of an 8-row tile, and an 8x8 transpose turns 8 such columns into 8 row segments (no gather).
+/// The last tile of a row may have fewer than 8 positions (rows of 7 or 4 in ResNet's last
+/// stages): its other lanes read zeros past the row and are written to a spare row. Padding zeros
+/// come out as 0 · (row scale · column scale), i.e. -0.0 under a negative column scale, where the
+/// general path writes +0.0.
+void im2col_blind_tiled(const float* x, const ConvShape& s, const GatherMap& rows,
+                        const GatherMap& cols, float* dst) {
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
   const int64_t h = s.height, w = s.width, c_all = s.in_channels;
-  const int64_t sh = s.geometry.stride_h, ph = s.geometry.pad_h, pw = s.geometry.pad_w;
-  const int64_t hp = h + 2 * ph, wp = w + 2 * pw, padded_image = c_all * hp * wp;
+  const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
+  const int64_t ph = s.geometry.pad_h, pw = s.geometry.pad_w;
+  const int64_t hp = h + 2 * ph, wp = w + 2 * pw;
+  // A padded row: sw phases of wq floats; padded column x at x % sw * wq + x / sw (column_at).
+  // Wide enough for the 8 lanes of a row's last tile, some of them past its last position.
+  const int64_t tiles = (ow + 7) / 8;
+  const int64_t wq = std::max((wp + sw - 1) / sw, tiles * 8 + (s.kw - 1) / sw);
+  const int64_t rs = sw * wq, padded_image = c_all * hp * rs;
+  std::vector<int64_t> column_at(static_cast<size_t>(wp));
+  for (int64_t x = 0; x < wp; ++x) column_at[static_cast<size_t>(x)] = x % sw * wq + x / sw;
   std::vector<int64_t> off(static_cast<size_t>(kdim));
   for (int64_t j = 0; j < kdim; ++j) {
     const int64_t q = cols.index[static_cast<size_t>(j)];
     const int64_t c = q / (s.kh * s.kw), i = (q / s.kw) % s.kh, k = q % s.kw;
-    off[static_cast<size_t>(j)] = (c * hp + i) * wp + k;
+    off[static_cast<size_t>(j)] = (c * hp + i) * rs + column_at[static_cast<size_t>(k)];
   }
   const int64_t* of = off.data();
   const float* cm = cols.mul.data();
@@ -137,27 +147,41 @@ void im2col_blind_stride1(const float* x, const ConvShape& s, const GatherMap& r
 #pragma omp parallel if (s.positions() * kdim > 32768)
   {
     std::vector<float> padded(static_cast<size_t>(padded_image), 0.0f);
+    std::vector<float> spare(static_cast<size_t>(kdim));  // the rows of a tile's unused lanes
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.batch; ++n) {
       const float* img = x + n * c_all * h * w;
       for (int64_t c = 0; c < c_all; ++c)
-        for (int64_t y = 0; y < h; ++y)
-          std::copy_n(img + (c * h + y) * w, w, padded.data() + (c * hp + y + ph) * wp + pw);
+        for (int64_t y = 0; y < h; ++y) {
+          const float* from = img + (c * h + y) * w;
+          float* to = padded.data() + (c * hp + y + ph) * rs;
+          if (sw == 1) {
+            std::copy_n(from, w, to + pw);
+          } else {
+            for (int64_t x = 0; x < w; ++x) to[column_at[static_cast<size_t>(x + pw)]] = from[x];
+          }
+        }
       for (int64_t y = 0; y < oh; ++y) {
-        const float* line = padded.data() + y * sh * wp;  // window corner of (y, 0)
+        const float* line = padded.data() + y * sh * rs;  // window corner of (y, 0)
         const int64_t row0 = (n * oh + y) * ow;
-        int64_t xo = 0;
-        for (; xo + 8 <= ow; xo += 8) {
+        for (int64_t xo = 0; xo < ow; xo += 8) {
+          const int64_t lanes = std::min<int64_t>(8, ow - xo);
           float* d[8];
+          alignas(32) float mul[8] = {};
           for (int64_t k = 0; k < 8; ++k) {
+            if (k >= lanes) {
+              d[k] = spare.data();
+              continue;
+            }
             const auto p = static_cast<size_t>(row0 + xo + k);
             if (static_cast<int64_t>(p) + ahead < positions)
               prefetch_row(
                   dst + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim,
                   kdim);
             d[k] = dst + static_cast<int64_t>(rows.index[p]) * kdim;
+            mul[k] = rows.mul[p];
           }
-          const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
+          const __m256 row_mul = _mm256_load_ps(mul);
           const float* base = line + xo;
           for (int64_t j = 0; j < kdim; j += 8) {
             __m256 r[8];
@@ -167,12 +191,6 @@ void im2col_blind_stride1(const float* x, const ConvShape& s, const GatherMap& r
             transpose8x8(r);
             for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d[k] + j, r[k]);
           }
-        }
-        for (; xo < ow; ++xo) {
-          const auto p = static_cast<size_t>(row0 + xo);
-          float* d = dst + static_cast<int64_t>(rows.index[p]) * kdim;
-          const float rm = rows.mul[p];
-          for (int64_t j = 0; j < kdim; ++j) d[j] = line[xo + of[j]] * (rm * cm[j]);
         }
       }
     }
@@ -185,8 +203,8 @@ void im2col_blind_stride1(const float* x, const ConvShape& s, const GatherMap& r
 void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, const GatherMap& cols,
                   float* dst) {
 #ifdef __AVX2__
-  if (s.geometry.stride_w == 1 && s.patch() % 8 == 0 && s.out_w() >= 8) {
-    im2col_blind_stride1(x, s, rows, cols, dst);
+  if (s.patch() % 8 == 0) {
+    im2col_blind_tiled(x, s, rows, cols, dst);
     return;
   }
 #endif
@@ -242,85 +260,94 @@ void im2col_blind(const float* x, const ConvShape& s, const GatherMap& rows, con
 #ifdef __AVX2__
 namespace {
 
-/// unblind_col2im for horizontal stride 1, C·kh·kw a multiple of 8, rows of at least 8 output
-/// positions and one task per image. 8 neighbouring positions of an output row are unblinded
-/// together: their 8 patch rows are transposed into [kdim][8] so that each blinded column is one
-/// vector over the 8 positions, and tap (c, i, k) of the 8 windows adds that vector, scaled, to 8
-/// consecutive floats of a zero-padded accumulator of the image. Taps k run from kw-1 down to 0
-/// so that every output element receives its terms in the order of the per-position path
-/// (positions in increasing order): the sums are bit-identical.
-void unblind_col2im_stride1(const float* src, const ConvShape& s, const GatherMap& rows,
-                            const GatherMap& cols, float* dx, const RowProjection* projection) {
+/// unblind_col2im for C·kh·kw a multiple of 8 and one task per image. 8 neighbouring positions of
+/// an output row are unblinded together: their 8 patch rows are transposed into [kdim][8] so that
+/// each blinded column is one vector over the 8 positions, and tap (c, i, k) of the 8 windows adds
+/// that vector, scaled, to 8 consecutive floats of a zero-padded accumulator of the image. With
+/// horizontal stride sw those 8 windows' taps are sw columns apart in the image, so the accumulator
+/// keeps each padded row as sw phases (column x at phase x mod sw, index x / sw), in which they are
+/// consecutive again. Taps k run from kw-1 down to 0 so that every output element receives its
+/// terms in the order of the per-position path (positions in increasing order): the sums are
+/// bit-identical. The last tile of a row may have fewer than 8 positions: its other lanes add zeros
+/// past the row's end.
+void unblind_col2im_tiled(const float* src, const ConvShape& s, const GatherMap& rows,
+                          const GatherMap& cols, float* dx, const RowProjection* projection) {
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch();
   const int64_t h = s.height, w = s.width, c_all = s.in_channels;
-  const int64_t sh = s.geometry.stride_h, ph = s.geometry.pad_h, pw = s.geometry.pad_w;
+  const int64_t sh = s.geometry.stride_h, sw = s.geometry.stride_w;
+  const int64_t ph = s.geometry.pad_h, pw = s.geometry.pad_w;
   const int64_t hp = h + 2 * ph, wp = w + 2 * pw;
+  // A padded row: sw phases of wq floats; padded column x at x % sw * wq + x / sw (column_at),
+  // tap k of the window at output column 0 at tap_at[k].
+  // Wide enough for the 8 lanes of a row's last tile, some of them past its last position.
+  const int64_t tiles = (ow + 7) / 8;
+  const int64_t wq = std::max((wp + sw - 1) / sw, tiles * 8 + (s.kw - 1) / sw), rs = sw * wq;
+  std::vector<int64_t> column_at(static_cast<size_t>(wp));
+  for (int64_t x = 0; x < wp; ++x) column_at[static_cast<size_t>(x)] = x % sw * wq + x / sw;
+  const std::vector<int64_t> tap_at(column_at.begin(), column_at.begin() + s.kw);
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
   const int64_t ahead = rows_ahead(kdim), positions = s.positions();
 #pragma omp parallel if (s.positions() * kdim > 32768)
   {
-    std::vector<float> acc(static_cast<size_t>(c_all * hp * wp));
+    std::vector<float> acc(static_cast<size_t>(c_all * hp * rs));
     std::vector<float> columns(static_cast<size_t>(8 * kdim));
-    std::vector<float> row(static_cast<size_t>(kdim));
+    const std::vector<float> zeros(static_cast<size_t>(kdim), 0.0f);  // a tile's unused lanes
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.batch; ++n) {
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t y = 0; y < oh; ++y) {
         const int64_t row0 = (n * oh + y) * ow;
-        float* line = acc.data() + y * sh * wp;  // the accumulator at window corner (y, 0)
+        float* line = acc.data() + y * sh * rs;  // the accumulator at window corner (y, 0)
         const auto request = [&](size_t p) {
           if (static_cast<int64_t>(p) + ahead < positions)
             prefetch_row(
                 src + static_cast<int64_t>(rows.index[p + static_cast<size_t>(ahead)]) * kdim,
                 kdim);
         };
-        int64_t xo = 0;
-        for (; xo + 8 <= ow; xo += 8) {
+        for (int64_t xo = 0; xo < ow; xo += 8) {
+          const int64_t lanes = std::min<int64_t>(8, ow - xo);
           const float* srow[8];
+          alignas(32) float mul[8] = {};
           for (int64_t k = 0; k < 8; ++k) {
+            if (k >= lanes) {
+              srow[k] = zeros.data();  // adds zeros past the row's end
+              continue;
+            }
             const auto p = static_cast<size_t>(row0 + xo + k);
             request(p);
             srow[k] = src + static_cast<int64_t>(rows.index[p]) * kdim;
+            mul[k] = rows.mul[p];
             if (projection) projection->project(srow[k], kdim, rows.index[p]);
           }
           transpose_rows8_to_columns(srow, kdim, columns.data());
-          const __m256 row_mul = _mm256_loadu_ps(rows.mul.data() + row0 + xo);
-          // Tap k outermost: the vectors of taps k and k-1 of one (c, i) overlap in 7 of 8
+          const __m256 row_mul = _mm256_load_ps(mul);
+          // Tap k outermost: the vectors of taps k and k-sw of one (c, i) overlap in 7 of 8
           // floats, and a load that overlaps a store still in flight waits for it to reach the
           // cache (a failed store-to-load forward); every (c, i) in between hides that.
-          for (int64_t k = s.kw - 1; k >= 0; --k)
+          for (int64_t k = s.kw - 1; k >= 0; --k) {
+            float* tap_line = line + tap_at[static_cast<size_t>(k)] + xo;
             for (int64_t c = 0; c < c_all; ++c)
               for (int64_t i = 0; i < s.kh; ++i) {
-                float* out = line + (c * hp + i) * wp + xo + k;
+                float* out = tap_line + (c * hp + i) * rs;
                 const int64_t q = (c * s.kh + i) * s.kw + k;
                 const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(columns.data() + int64_t{ci[q]} * 8),
                                                _mm256_mul_ps(row_mul, _mm256_set1_ps(cm[q])));
                 _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), v));
               }
-        }
-        for (; xo < ow; ++xo) {
-          const auto p = static_cast<size_t>(row0 + xo);
-          request(p);
-          const float* srow = src + static_cast<int64_t>(rows.index[p]) * kdim;
-          if (projection) projection->project(srow, kdim, rows.index[p]);
-          const float rm = rows.mul[p];
-          for (int64_t q = 0; q < kdim; ++q)
-            row[static_cast<size_t>(q)] = srow[ci[q]] * (rm * cm[q]);
-          for (int64_t c = 0; c < c_all; ++c)
-            for (int64_t i = 0; i < s.kh; ++i) {
-              float* out = line + (c * hp + i) * wp + xo;
-              const float* tap = row.data() + (c * s.kh + i) * s.kw;
-              for (int64_t k = 0; k < s.kw; ++k) out[k] += tap[k];
-            }
+          }
         }
       }
       float* img = dx + n * c_all * h * w;
       for (int64_t c = 0; c < c_all; ++c)
         for (int64_t y = 0; y < h; ++y) {
-          const float* a = acc.data() + (c * hp + y + ph) * wp + pw;
+          const float* a = acc.data() + (c * hp + y + ph) * rs;
           float* d = img + (c * h + y) * w;
-          for (int64_t x = 0; x < w; ++x) d[x] += a[x];
+          if (sw == 1) {
+            for (int64_t x = 0; x < w; ++x) d[x] += a[x + pw];
+          } else {
+            for (int64_t x = 0; x < w; ++x) d[x] += a[column_at[static_cast<size_t>(x + pw)]];
+          }
         }
     }
   }
@@ -333,8 +360,8 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
                     const GatherMap& cols, float* dx, const RowProjection* projection) {
 #ifdef __AVX2__
   const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (s.geometry.stride_w == 1 && s.patch() % 8 == 0 && s.out_w() >= 8 && s.batch >= team) {
-    unblind_col2im_stride1(src, s, rows, cols, dx, projection);
+  if (s.patch() % 8 == 0 && s.batch >= team) {
+    unblind_col2im_tiled(src, s, rows, cols, dx, projection);
     return;
   }
 #endif
