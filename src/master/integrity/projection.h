@@ -6,17 +6,18 @@
 
 namespace tempo::integrity {
 
+/// Elements below which a projection (or a batch of them) stays on one thread: a fork/join costs
+/// a few microseconds. (Until the embedded CPU worker ran its requests on the master's thread,
+/// its GEMM threads competed with the check's and this was 4M elements: under that contention
+/// small OpenMP regions cost more than the whole check. With the cores free, the 64K threshold
+/// took resnet18's checks from 0.055-0.066 to 0.040-0.047 s per step, docs/integrity.md.)
+inline constexpr int64_t kParallelElements = int64_t{1} << 16;
+
 /// For op(M) of shape [R, K] (M stored row-major, [R, K] or, with `trans`, [K, R]):
 ///   out[r·R + i] = Σ_j op(M)[i, j] · x[r·K + j]   for r < rounds     (x: `rounds` vectors)
 ///   out_abs[i]   = Σ_j |op(M)[i, j]| · x_abs[j]
 /// accumulated in double from the float entries. One pass over M. `parallel`: use OpenMP threads
 /// (off when the caller already runs one projection per thread).
-/// Elements below which a projection (or a batch of them) stays on one thread. The checks are
-/// short and memory-bound, and the worker's GEMM threads share the cores with the master (the
-/// embedded worker): measured, fork/join of small OpenMP regions under that contention cost more
-/// than the whole check, so only passes over at least 4M elements (several ms) use threads.
-inline constexpr int64_t kParallelElements = int64_t{1} << 22;
-
 void project(const float* m, int64_t rows, int64_t cols, bool trans, const double* x,
              const double* x_abs, int rounds, double* out, double* out_abs, bool parallel);
 
