@@ -253,8 +253,7 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     j["traffic"] = engine->stats().to_json(f.traffic_report);
     j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
     if (embedded) {
-      j["worker_dispatch"] =
-          embedded->dispatch() == worker::EmbeddedDispatch::kInline ? "inline" : "thread";
+      j["worker_dispatch"] = worker::dispatch_name(embedded->dispatch());
       j["faults_injected"] = embedded->counters().faults_injected;
       j["worker_busy_seconds"] = double(embedded->counters().busy_ns) * 1e-9;
     }

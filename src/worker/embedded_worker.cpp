@@ -8,10 +8,14 @@ EmbeddedDispatch default_dispatch(const std::string& backend) {
   return backend == "cpu" ? EmbeddedDispatch::kInline : EmbeddedDispatch::kThread;
 }
 
+const char* dispatch_name(EmbeddedDispatch dispatch) {
+  return dispatch == EmbeddedDispatch::kInline ? "inline" : "thread";
+}
+
 EmbeddedDispatch parse_dispatch(const std::string& name, const std::string& backend) {
   if (name == "auto") return default_dispatch(backend);
-  if (name == "inline") return EmbeddedDispatch::kInline;
-  if (name == "thread") return EmbeddedDispatch::kThread;
+  for (EmbeddedDispatch d : {EmbeddedDispatch::kInline, EmbeddedDispatch::kThread})
+    if (name == dispatch_name(d)) return d;
   throw std::invalid_argument("embedded worker dispatch '" + name +
                               "': expected auto, inline or thread");
 }

@@ -31,6 +31,9 @@ enum class EmbeddedDispatch {
 /// kInline for the "cpu" backend, kThread for the others (CUDA).
 EmbeddedDispatch default_dispatch(const std::string& backend);
 
+/// "inline" or "thread".
+const char* dispatch_name(EmbeddedDispatch dispatch);
+
 /// "thread" | "inline" (and "auto": default_dispatch(backend)) -> EmbeddedDispatch; throws
 /// std::invalid_argument for anything else.
 EmbeddedDispatch parse_dispatch(const std::string& name, const std::string& backend);
