@@ -1,11 +1,16 @@
 #include "common/aligned_buffer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iterator>
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 
 namespace tempo {
 
@@ -16,7 +21,9 @@ constexpr size_t kAlignment = 64;
 // big activations every time, and fresh pages from mmap cost a page fault each (measured: 40% of
 // the time of element-wise layers). Small blocks go straight to malloc.
 constexpr size_t kCacheMinBytes = size_t{256} << 10;
-constexpr size_t kCacheMaxTotal = size_t{4} << 30;
+// The cache may always hold this much (buffer_cache_limit): enough for the models of the tests
+// and the demo, whose large blocks peak far below it.
+constexpr size_t kCacheFloor = size_t{4} << 30;
 
 /// A process-wide cache of freed large blocks, by exact (rounded) size.
 class BlockCache {
@@ -24,6 +31,8 @@ class BlockCache {
   void* take(size_t bytes) {
     if (bytes >= kCacheMinBytes) {
       std::lock_guard lock(mu_);
+      live_ += bytes;
+      peak_live_ = std::max(peak_live_, live_);
       // The most recently freed block of this size (equal keys keep insertion order): its
       // lines are the likeliest to be still in cache, so writing it costs fewer misses.
       auto [first, last] = free_.equal_range(bytes);
@@ -47,7 +56,8 @@ class BlockCache {
   void give(void* p, size_t bytes) {
     if (bytes >= kCacheMinBytes) {
       std::lock_guard lock(mu_);
-      if (cached_ + bytes <= kCacheMaxTotal) {
+      live_ -= bytes;
+      if (cached_ + bytes <= buffer_cache_limit(peak_live_, usable_memory_bytes())) {
         free_.emplace(bytes, p);
         cached_ += bytes;
         return;
@@ -63,13 +73,62 @@ class BlockCache {
     cached_ = 0;
   }
 
+  BufferCacheStats stats() {
+    std::lock_guard lock(mu_);
+    return {.cached = cached_,
+            .live = live_,
+            .peak_live = peak_live_,
+            .limit = buffer_cache_limit(peak_live_, usable_memory_bytes())};
+  }
+
   ~BlockCache() { release_all(); }
 
  private:
   std::mutex mu_;
   std::multimap<size_t, void*> free_;
   size_t cached_ = 0;
+  size_t live_ = 0;
+  size_t peak_live_ = 0;
 };
+
+/// The lowest limit in `file` under `base` + `path` and its ancestors; SIZE_MAX when none.
+size_t lowest_limit_upwards(const std::string& base, std::string path, const char* file) {
+  size_t limit = SIZE_MAX;
+  if (path.empty() || path[0] != '/') return limit;
+  for (;;) {
+    std::ifstream in(base + (path == "/" ? std::string() : path) + "/" + file);
+    std::string value;
+    if (in >> value && value != "max") {
+      try {
+        limit = std::min<size_t>(limit, std::stoull(value));
+      } catch (const std::exception&) {  // an unreadable limit limits nothing
+      }
+    }
+    if (path == "/") return limit;
+    const size_t slash = path.find_last_of('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+}
+
+/// The memory limit of this process's cgroup: v2 (memory.max) or v1's memory controller
+/// (memory.limit_in_bytes), the lowest along the path up to the root; SIZE_MAX when none.
+size_t cgroup_memory_limit() {
+  std::ifstream self("/proc/self/cgroup");
+  std::string line;
+  size_t limit = SIZE_MAX;
+  while (std::getline(self, line)) {
+    // hierarchy-id:controllers:path
+    const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (controllers.empty())
+      limit = std::min(limit, lowest_limit_upwards("/sys/fs/cgroup", path, "memory.max"));
+    else if (controllers == "memory")
+      limit = std::min(
+          limit, lowest_limit_upwards("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes"));
+  }
+  return limit;
+}
 
 BlockCache& cache() {
   static BlockCache* c = new BlockCache;  // never destroyed: buffers may outlive static teardown
@@ -84,6 +143,23 @@ size_t rounded_bytes(int64_t n) {
 }
 
 }  // namespace
+
+size_t buffer_cache_limit(size_t peak_live, size_t usable) {
+  const size_t twice_peak = peak_live > SIZE_MAX / 2 ? SIZE_MAX : 2 * peak_live;
+  return std::min(std::max(kCacheFloor, twice_peak), usable / 2);
+}
+
+size_t usable_memory_bytes() {
+  static const size_t usable = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const size_t ram =
+        pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+    return std::min(ram, cgroup_memory_limit());
+  }();
+  return usable;
+}
+
+BufferCacheStats buffer_cache_stats() { return cache().stats(); }
 
 AlignedBuffer::AlignedBuffer(int64_t n) : size_(n) {
   if (n < 0) throw std::bad_alloc();

@@ -29,4 +29,23 @@ class AlignedBuffer {
   int64_t size_ = 0;
 };
 
+/// The process-wide cache of freed large blocks behind AlignedBuffer (counters in bytes).
+struct BufferCacheStats {
+  size_t cached = 0;     ///< freed blocks held for reuse
+  size_t live = 0;       ///< large blocks in use now
+  size_t peak_live = 0;  ///< the most large blocks in use at once so far
+  size_t limit = 0;      ///< what the cache may hold now: buffer_cache_limit(peak_live, usable)
+};
+BufferCacheStats buffer_cache_stats();
+
+/// How many bytes of freed blocks the cache keeps when the process's large blocks peaked at
+/// `peak_live` bytes and it may use `usable` bytes of memory: twice the peak (a training step
+/// frees and reallocates the same sizes, and the blocks of one size peak at different times than
+/// another's), at least 4 GiB, and never more than half of `usable`.
+size_t buffer_cache_limit(size_t peak_live, size_t usable);
+
+/// The memory this process may use: physical RAM, or a cgroup v2 limit on it or its ancestors
+/// when lower.
+size_t usable_memory_bytes();
+
 }  // namespace tempo

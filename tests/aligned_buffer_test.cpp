@@ -1,0 +1,75 @@
+// The block cache behind AlignedBuffer: large freed blocks are reused, within a limit.
+#include "common/aligned_buffer.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace tempo {
+namespace {
+
+constexpr size_t kGiB = size_t{1} << 30;
+
+TEST(BufferCacheLimitTest, IsTwiceThePeakAboveAFloorAndAtMostHalfTheUsableMemory) {
+  EXPECT_EQ(buffer_cache_limit(0, 64 * kGiB), 4 * kGiB);
+  EXPECT_EQ(buffer_cache_limit(kGiB, 64 * kGiB), 4 * kGiB);
+  EXPECT_EQ(buffer_cache_limit(5 * kGiB, 64 * kGiB), 10 * kGiB);
+  EXPECT_EQ(buffer_cache_limit(20 * kGiB, 64 * kGiB), 32 * kGiB);
+  EXPECT_EQ(buffer_cache_limit(kGiB, 4 * kGiB), 2 * kGiB);
+  EXPECT_EQ(buffer_cache_limit(SIZE_MAX, SIZE_MAX), SIZE_MAX / 2);
+}
+
+TEST(BufferCacheLimitTest, UsableMemoryIsNonZeroAndAtMostThePhysicalMemory) {
+  const size_t usable = usable_memory_bytes();
+  EXPECT_GT(usable, size_t{0});
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  ASSERT_GT(pages, 0);
+  ASSERT_GT(page, 0);
+  EXPECT_LE(usable, static_cast<size_t>(pages) * static_cast<size_t>(page));
+}
+
+TEST(BufferCacheTest, AFreedLargeBlockIsReusedForTheSameSize) {
+  const int64_t floats = int64_t{1} << 20;  // 4 MiB
+  const float* first = nullptr;
+  {
+    AlignedBuffer a(floats);
+    first = a.data();
+    const BufferCacheStats in_use = buffer_cache_stats();
+    EXPECT_GE(in_use.live, size_t{4} << 20);
+    EXPECT_GE(in_use.peak_live, in_use.live);
+  }
+  const BufferCacheStats freed = buffer_cache_stats();
+  EXPECT_GE(freed.cached, size_t{4} << 20);
+  EXPECT_LE(freed.cached, freed.limit);
+  AlignedBuffer b(floats);
+  EXPECT_EQ(b.data(), first);
+  EXPECT_EQ(buffer_cache_stats().cached, freed.cached - (size_t{4} << 20));
+}
+
+TEST(BufferCacheTest, LiveBytesFollowAllocationsAndFrees) {
+  const size_t before = buffer_cache_stats().live;
+  {
+    AlignedBuffer a(int64_t{1} << 18);        // 1 MiB
+    const AlignedBuffer b(int64_t{3} << 18);  // 3 MiB
+    AlignedBuffer shared = a;                 // the same block: no new bytes
+    EXPECT_EQ(buffer_cache_stats().live, before + (size_t{4} << 20));
+    a = AlignedBuffer();  // the block lives on in `shared`
+    EXPECT_EQ(buffer_cache_stats().live, before + (size_t{4} << 20));
+    shared = AlignedBuffer();
+    EXPECT_EQ(buffer_cache_stats().live, before + (size_t{3} << 20));
+  }
+  EXPECT_EQ(buffer_cache_stats().live, before);
+}
+
+TEST(BufferCacheTest, SmallBlocksAreNotCounted) {
+  const BufferCacheStats before = buffer_cache_stats();
+  { AlignedBuffer small(1000); }
+  const BufferCacheStats after = buffer_cache_stats();
+  EXPECT_EQ(after.live, before.live);
+  EXPECT_EQ(after.cached, before.cached);
+}
+
+}  // namespace
+}  // namespace tempo
