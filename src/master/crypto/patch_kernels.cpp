@@ -22,6 +22,29 @@ constexpr bool kHaveRows8 = false;
 #endif
 }  // namespace
 
+#ifdef __AVX2__
+namespace {
+
+/// 8 positions [pos, pos + 8) of one image, all channels (a multiple of 8): for each block of 8
+/// output columns, the 8 source channel lines are loaded (32 bytes each, scaled by their column
+/// and row multipliers), transposed, and stored as 8 row segments: no scalar transpose, no gather.
+inline void scatter_rows8(const float* img, int64_t channels, int64_t plane, int64_t pos,
+                          const int32_t* ci, const float* cm, const float* row_mul,
+                          float* const d8[8]) {
+  const __m256 rm = _mm256_loadu_ps(row_mul);
+  for (int64_t j = 0; j < channels; j += 8) {
+    __m256 r[8];
+    for (int q = 0; q < 8; ++q)
+      r[q] = _mm256_mul_ps(_mm256_loadu_ps(img + static_cast<int64_t>(ci[j + q]) * plane + pos),
+                           _mm256_mul_ps(rm, _mm256_set1_ps(cm[j + q])));
+    transpose8x8(r);
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d8[k] + j, r[k]);
+  }
+}
+
+}  // namespace
+#endif
+
 void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, int64_t plane,
                             const GatherMap& rows, const GatherMap& cols, float* dst) {
   const int64_t tiles = (plane + kTile - 1) / kTile;
@@ -29,49 +52,50 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
   const float* cm = cols.mul.data();
   // Rows are written at permuted positions: own the lines of the next tile's rows early.
   const int64_t positions = batch * plane;
+  const bool blocks8 = kHaveRows8 && channels % 8 == 0;
 #pragma omp parallel if (batch * plane * channels > 32768)
   {
-    // The tile transposed to [kTile][channels] first: reading the channel planes directly, one
-    // line per channel 4 KiB apart, maps every line to the same L1 set and thrashes it. Each
-    // row is then a gather within one contiguous, L1-resident row.
+    // For positions outside whole groups of 8 (or channels not a multiple of 8): the tile
+    // transposed to [kTile][channels] first: reading the channel planes directly, one line per
+    // channel 4 KiB apart, maps every line to the same L1 set and thrashes it. Each row is then
+    // a gather within one contiguous, L1-resident row.
     std::vector<float> tile(static_cast<size_t>(kTile * channels));
-    // gather_rows8's scratch, when the rows go 8 at a time (channels a multiple of 8).
-    const bool rows8 = kHaveRows8 && channels % 8 == 0;
-    std::vector<float> columns(rows8 ? static_cast<size_t>(8 * channels) : 0);
 #pragma omp for schedule(static) collapse(2)
     for (int64_t n = 0; n < batch; ++n)
       for (int64_t t = 0; t < tiles; ++t) {
         const float* img = src + n * channels * plane;
         const int64_t begin = t * kTile, count = std::min(plane, begin + kTile) - begin;
-        // One line per channel plane, planes apart: more streams than the hardware prefetcher
-        // follows, so the lines of the tile after next are requested now.
-        const bool prefetch_ahead = begin + 3 * kTile <= plane;
-        for (int64_t c = 0; c < channels; ++c) {
-          const float* line = img + c * plane + begin;
-          if (prefetch_ahead) prefetch_row(line + 2 * kTile, kTile);
-          for (int64_t k = 0; k < count; ++k) tile[static_cast<size_t>(k * channels + c)] = line[k];
-        }
-        int64_t k = 0;
-#ifdef __AVX2__
-        for (; rows8 && k + 8 <= count; k += 8) {
-          const float* s8[8];
-          float* d8[8];
-          for (int64_t r = 0; r < 8; ++r) {
-            const auto p = static_cast<size_t>(n * plane + begin + k + r);
-            if (static_cast<int64_t>(p) + kTile < positions)
-              prefetch_row(dst + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
-            s8[r] = tile.data() + (k + r) * channels;
-            d8[r] = dst + static_cast<int64_t>(rows.index[p]) * channels;
-          }
-          gather_rows8(s8, ci, cm, rows.mul.data() + n * plane + begin + k, channels, d8,
-                       columns.data());
-        }
-#endif
-        for (; k < count; ++k) {
-          const auto p = static_cast<size_t>(n * plane + begin + k);
+        const auto own_rows_ahead = [&](size_t p) {
           if (static_cast<int64_t>(p) + kTile < positions)
             prefetch_row(dst + static_cast<int64_t>(rows.index[p + kTile]) * channels, channels);
-          gather_row(tile.data() + k * channels, ci, cm, rows.mul[p], channels,
+        };
+        int64_t k = 0;
+#ifdef __AVX2__
+        // One line per channel plane, planes apart: more streams than the hardware prefetcher
+        // follows, so the lines of the tile after next are requested now.
+        if (blocks8 && count >= 8 && begin + 3 * kTile <= plane)
+          for (int64_t c = 0; c < channels; ++c)
+            prefetch_row(img + c * plane + begin + 2 * kTile, kTile);
+        for (; blocks8 && k + 8 <= count; k += 8) {
+          float* d8[8];
+          const auto p0 = static_cast<size_t>(n * plane + begin + k);
+          for (int r = 0; r < 8; ++r) {
+            own_rows_ahead(p0 + static_cast<size_t>(r));
+            d8[r] = dst + static_cast<int64_t>(rows.index[p0 + static_cast<size_t>(r)]) * channels;
+          }
+          scatter_rows8(img, channels, plane, begin + k, ci, cm, rows.mul.data() + p0, d8);
+        }
+#endif
+        if (k == count) continue;
+        const int64_t rest = count - k;
+        for (int64_t c = 0; c < channels; ++c) {
+          const float* line = img + c * plane + begin + k;
+          for (int64_t i = 0; i < rest; ++i) tile[static_cast<size_t>(i * channels + c)] = line[i];
+        }
+        for (int64_t i = 0; i < rest; ++i) {
+          const auto p = static_cast<size_t>(n * plane + begin + k + i);
+          own_rows_ahead(p);
+          gather_row(tile.data() + i * channels, ci, cm, rows.mul[p], channels,
                      dst + static_cast<int64_t>(rows.index[p]) * channels);
         }
       }
