@@ -56,7 +56,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
         for (int64_t i = 0; i < plane; ++i) out[i] = in[i] * scale + shift;
       }
     }
-    x_hat_ = Tensor();
+    x_ = Tensor();
     return y;
   }
 
@@ -64,9 +64,10 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     throw std::invalid_argument(
         "BatchNorm2d: training needs more than one value per channel, got " +
         x.shape().to_string());
-  x_hat_ = Tensor(x.shape());
+  x_ = x;
+  mean_ = Tensor({c});
   inv_std_ = Tensor({c});
-  float* xh = x_hat_.data();
+  float* mu = mean_.data();
   float* is = inv_std_.data();
   float* rm = running_mean_.data();
   float* rv = running_var_.data();
@@ -96,13 +97,13 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     const float inv = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps_)));
     is[ch] = inv;
     const float fmean = static_cast<float>(mean);
+    mu[ch] = fmean;
     const float g = gamma[ch], bt = beta[ch];
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * c + ch) * plane;
 #pragma omp simd
       for (int64_t i = 0; i < plane; ++i) {
         const float h = (xd[off + i] - fmean) * inv;
-        xh[off + i] = h;
         yd[off + i] = h * g + bt;
       }
     }
@@ -115,14 +116,14 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 Tensor BatchNorm2d::backward(const Tensor& dy) {
-  if (x_hat_.empty())
-    throw std::logic_error("BatchNorm2d::backward without a training-mode forward");
-  dy.expect_shape(x_hat_.shape(), "BatchNorm2d::backward dY");
+  if (x_.empty()) throw std::logic_error("BatchNorm2d::backward without a training-mode forward");
+  dy.expect_shape(x_.shape(), "BatchNorm2d::backward dY");
   const int64_t n = dy.dim(0), c = channels_, plane = dy.dim(2) * dy.dim(3);
   const double count = static_cast<double>(n * plane);
   Tensor dx(dy.shape());
   const float* d = dy.data();
-  const float* xh = x_hat_.data();
+  const float* xd = x_.data();
+  const float* mu = mean_.data();
   const float* is = inv_std_.data();
   const float* gamma = weight_.value.data();
   float* gg = weight_.grad.data();
@@ -131,6 +132,8 @@ Tensor BatchNorm2d::backward(const Tensor& dy) {
   // dx = γ·inv_std·(dy − mean(dy) − x̂·mean(dy·x̂)); dγ = Σ dy·x̂, dβ = Σ dy.
 #pragma omp parallel for schedule(static) if (dy.numel() > 32768)
   for (int64_t ch = 0; ch < c; ++ch) {
+    // x̂ = (x - mean)·inv_std exactly as the forward computed it.
+    const float mean = mu[ch], inv = is[ch];
     double sdy = 0, sdyx = 0;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * c + ch) * plane;
@@ -138,24 +141,24 @@ Tensor BatchNorm2d::backward(const Tensor& dy) {
 #pragma omp simd reduction(+ : p1, p2)
       for (int64_t i = 0; i < plane; ++i) {
         p1 += d[off + i];
-        p2 += d[off + i] * xh[off + i];
+        p2 += d[off + i] * ((xd[off + i] - mean) * inv);
       }
       sdy += p1;
       sdyx += p2;
     }
     gg[ch] += static_cast<float>(sdyx);
     gb[ch] += static_cast<float>(sdy);
-    const float k = gamma[ch] * is[ch];
+    const float k = gamma[ch] * inv;
     const float mdy = static_cast<float>(sdy / count);
     const float mdyx = static_cast<float>(sdyx / count);
     for (int64_t b = 0; b < n; ++b) {
       const int64_t off = (b * c + ch) * plane;
 #pragma omp simd
       for (int64_t i = 0; i < plane; ++i)
-        out[off + i] = k * (d[off + i] - mdy - xh[off + i] * mdyx);
+        out[off + i] = k * (d[off + i] - mdy - ((xd[off + i] - mean) * inv) * mdyx);
     }
   }
-  x_hat_ = Tensor();
+  x_ = Tensor();
   return dx;
 }
 

@@ -27,7 +27,9 @@ class BatchNorm2d final : public Module {
   float eps_, momentum_;
   Parameter weight_, bias_;
   Tensor running_mean_, running_var_;
-  Tensor x_hat_, inv_std_;  // cached for backward
+  // For backward: the input (shared, not copied) and its per-channel mean and 1/std, from which
+  // x̂ is recomputed: storing x̂ would cost the forward one more write pass over the activations.
+  Tensor x_, mean_, inv_std_;
 };
 
 }  // namespace tempo::nn
