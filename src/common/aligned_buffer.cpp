@@ -29,10 +29,9 @@ constexpr size_t kCacheFloor = size_t{4} << 30;
 class BlockCache {
  public:
   void* take(size_t bytes) {
-    if (bytes >= kCacheMinBytes) {
+    const bool large = bytes >= kCacheMinBytes;
+    if (large) {
       std::lock_guard lock(mu_);
-      live_ += bytes;
-      peak_live_ = std::max(peak_live_, live_);
       // The most recently freed block of this size (equal keys keep insertion order): its
       // lines are the likeliest to be still in cache, so writing it costs fewer misses.
       auto [first, last] = free_.equal_range(bytes);
@@ -41,6 +40,7 @@ class BlockCache {
         void* p = it->second;
         free_.erase(it);
         cached_ -= bytes;
+        count_live(bytes);
         return p;
       }
     }
@@ -50,6 +50,10 @@ class BlockCache {
       p = std::aligned_alloc(kAlignment, bytes);
     }
     if (!p) throw std::bad_alloc();
+    if (large) {
+      std::lock_guard lock(mu_);
+      count_live(bytes);
+    }
     return p;
   }
 
@@ -84,6 +88,11 @@ class BlockCache {
   ~BlockCache() { release_all(); }
 
  private:
+  void count_live(size_t bytes) {  // mu_ held
+    live_ += bytes;
+    peak_live_ = std::max(peak_live_, live_);
+  }
+
   std::mutex mu_;
   std::multimap<size_t, void*> free_;
   size_t cached_ = 0;

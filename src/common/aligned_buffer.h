@@ -44,8 +44,9 @@ BufferCacheStats buffer_cache_stats();
 /// another's), at least 4 GiB, and never more than half of `usable`.
 size_t buffer_cache_limit(size_t peak_live, size_t usable);
 
-/// The memory this process may use: physical RAM, or a cgroup v2 limit on it or its ancestors
-/// when lower.
+/// The memory this process may use: physical RAM, or a cgroup (v1 or v2) limit on it or its
+/// ancestors when lower. Read from the host's /proc and /sys, which a TEE does not vouch for: it
+/// only sizes the block cache, so a false value costs speed or memory, nothing else.
 size_t usable_memory_bytes();
 
 }  // namespace tempo

@@ -15,11 +15,6 @@ namespace {
 // Positions handled together so that each cache line of a channel plane is used 16 times
 // while it is in L1 (the NCHW side is read or written with a stride of one plane).
 constexpr int64_t kTile = 16;
-#ifdef __AVX2__
-constexpr bool kHaveRows8 = true;  // gather_rows8 (row_kernels.h)
-#else
-constexpr bool kHaveRows8 = false;
-#endif
 }  // namespace
 
 #ifdef __AVX2__
@@ -52,7 +47,9 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
   const float* cm = cols.mul.data();
   // Rows are written at permuted positions: own the lines of the next tile's rows early.
   const int64_t positions = batch * plane;
-  const bool blocks8 = kHaveRows8 && channels % 8 == 0;
+#ifdef __AVX2__
+  const bool blocks8 = channels % 8 == 0;
+#endif
 #pragma omp parallel if (batch * plane * channels > 32768)
   {
     // For positions outside whole groups of 8 (or channels not a multiple of 8): the tile
