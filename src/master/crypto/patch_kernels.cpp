@@ -55,8 +55,14 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
     // For positions outside whole groups of 8 (or channels not a multiple of 8): the tile
     // transposed to [kTile][channels] first: reading the channel planes directly, one line per
     // channel 4 KiB apart, maps every line to the same L1 set and thrashes it. Each row is then
-    // a gather within one contiguous, L1-resident row.
-    std::vector<float> tile(static_cast<size_t>(kTile * channels));
+    // a gather within one contiguous, L1-resident row. (With the 8-position blocks, only planes
+    // that are not a multiple of 8 leave such positions.)
+#ifdef __AVX2__
+    const bool leftovers = !blocks8 || plane % 8 != 0;
+#else
+    const bool leftovers = true;
+#endif
+    std::vector<float> tile(leftovers ? static_cast<size_t>(kTile * channels) : 0);
 #pragma omp for schedule(static) collapse(2)
     for (int64_t n = 0; n < batch; ++n)
       for (int64_t t = 0; t < tiles; ++t) {
