@@ -141,7 +141,12 @@ void BM_BatchedEncryptA(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(enc.encrypt_a(a, false).data());
   set_bytes(state, batch * m * k * 4);
 }
-BENCHMARK(BM_BatchedEncryptA)->Args({256, 49, 16})->UseRealTime();
+// vit-tiny (batch 64, 4 heads of 16 over 64 tokens) and vit-s4 (6 heads of 64) at 32x32 inputs.
+BENCHMARK(BM_BatchedEncryptA)
+    ->Args({256, 49, 16})
+    ->Args({256, 64, 16})
+    ->Args({384, 64, 64})
+    ->UseRealTime();
 
 void BM_BatchedDecrypt(benchmark::State& state) {
   const int64_t batch = state.range(0), m = state.range(1), n = state.range(2);
@@ -151,7 +156,12 @@ void BM_BatchedDecrypt(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(dec.decrypt(c).data());
   set_bytes(state, batch * m * n * 4);
 }
-BENCHMARK(BM_BatchedDecrypt)->Args({256, 49, 49})->Args({256, 49, 16})->UseRealTime();
+BENCHMARK(BM_BatchedDecrypt)
+    ->Args({256, 49, 49})
+    ->Args({256, 49, 16})
+    ->Args({256, 64, 64})
+    ->Args({256, 64, 16})
+    ->UseRealTime();
 
 void BM_KeyGenerationBatched(benchmark::State& state) {
   const crypto::KeyGenerator gen;

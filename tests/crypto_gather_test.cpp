@@ -71,7 +71,17 @@ TEST_P(PermuteScale, EqualsTheGatherDefinitionExactly) {
 // (<= 256), staged rows (> 256) with and without prefetching (<= 1024, > 1024). Multiples of 8
 // columns up to 4096 go 8 rows at a time through a transpose (AVX2 builds): fewer than 8 rows,
 // exactly one tile, tiles plus leftover rows (short, staged), threads splitting whole tiles,
-// the largest tiled width, and the first width past it.
+// the largest tiled width, and the first width past it. Rows of up to 64 floats are permuted in
+// registers on AVX-512 CPUs (one, two or four registers, the last one partly filled): widths at
+// and around 16, 32, 48 and 64 (simd_avx2.crypto_gather_test runs all of them on the AVX2 paths).
+INSTANTIATE_TEST_SUITE_P(ShortRows, PermuteScale,
+                         ::testing::Values(std::make_tuple(64, 15, 1), std::make_tuple(64, 16, 1),
+                                           std::make_tuple(33, 17, 1), std::make_tuple(9, 31, 1),
+                                           std::make_tuple(64, 32, 1), std::make_tuple(65, 33, 1),
+                                           std::make_tuple(10, 47, 1), std::make_tuple(10, 48, 1),
+                                           std::make_tuple(12, 49, 1), std::make_tuple(64, 63, 1),
+                                           std::make_tuple(4096, 64, 1),
+                                           std::make_tuple(5, 65, 1)));
 INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                          ::testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(1, 300, 1),
                                            std::make_tuple(3, 7, 1), std::make_tuple(49, 16, 1),
@@ -83,6 +93,32 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                                            std::make_tuple(8, 8, 1), std::make_tuple(1001, 4096, 1),
                                            std::make_tuple(11, 4104, 1), std::make_tuple(5, 3, 49),
                                            std::make_tuple(64, 32, 9)));
+
+// With a RowProjection (a decryption that feeds an integrity check) every source row is projected
+// once, by its stored index, whichever gather path runs: short rows (in registers on AVX-512),
+// tiles of 8 rows, rows gathered one at a time.
+TEST(PermuteScale, ProjectsEverySourceRowWhileGathering) {
+  const KeyGenerator gen;
+  for (int64_t nc : {16, 40, 64, 72, 300}) {
+    const int64_t nr = 37, rounds = 2;
+    const GatherMap rows = GatherMap::decrypt(gen.dim_key(nr), ScalePower::kInverse);
+    const GatherMap cols = GatherMap::decrypt(gen.dim_key(nc), ScalePower::kInverse);
+    const std::vector<float> src = random_values(nr * nc, 11);
+    std::vector<double> vecs(static_cast<size_t>(rounds * nc));
+    for (size_t j = 0; j < vecs.size(); ++j) vecs[j] = j % 3 == 0 ? -1.0 : 1.0;
+    std::vector<double> out(static_cast<size_t>(rounds * nr), -7.0), out_abs(nr, -7.0);
+    const crypto::RowProjection projection{vecs.data(), rounds, nr, out.data(), out_abs.data()};
+    std::vector<float> got(static_cast<size_t>(nr * nc));
+    crypto::permute_scale(src.data(), got.data(), 1, rows, cols, &projection);
+    EXPECT_EQ(got, reference(src, 1, rows, cols)) << nc << " columns";
+
+    std::vector<double> want(out.size()), want_abs(out_abs.size());
+    const crypto::RowProjection direct{vecs.data(), rounds, nr, want.data(), want_abs.data()};
+    for (int64_t i = 0; i < nr; ++i) direct.project(src.data() + i * nc, nc, i);
+    EXPECT_EQ(out, want) << nc << " columns";
+    EXPECT_EQ(out_abs, want_abs) << nc << " columns";
+  }
+}
 
 TEST(GatherMapReuse, SetEncryptAndSetDecryptEqualTheFreshMapsAcrossSizes) {
   const KeyGenerator gen;

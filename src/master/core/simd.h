@@ -1,4 +1,5 @@
-// Runtime choice of the vector width of the double-precision kernels of the integrity checks.
+// Runtime choice of the vector width of the integrity checks' double-precision kernels and of
+// the short-row gathers of encryption and decryption (crypto::gather_short_rows_avx512).
 #pragma once
 
 #include <atomic>

@@ -9,37 +9,49 @@
 #include <string>
 #include <vector>
 
+#include "master/core/simd.h"
 #include "master/crypto/row_kernels.h"
+#include "master/crypto/short_row_gather.h"
 
 namespace tempo::crypto {
 
 namespace {
-float power_of(const DimKey& key, int32_t i, ScalePower power) {
+/// The scales a key's axis multiplies by: x^1, x^-1, or none (nullptr).
+const float* scales_of(const DimKey& key, ScalePower power) {
   switch (power) {
     case ScalePower::kScale:
-      return key.scale()[static_cast<size_t>(i)];
+      return key.scale().data();
     case ScalePower::kInverse:
-      return key.inv_scale()[static_cast<size_t>(i)];
+      return key.inv_scale().data();
     case ScalePower::kOne:
       break;
   }
-  return 1.0f;
+  return nullptr;
 }
 
 // Work below this many elements is not worth waking the thread team.
 constexpr int64_t kParallelThreshold = 1 << 15;
 }  // namespace
 
+// The power is chosen once per map, not per entry: attention builds hundreds of these maps per
+// product, and a switch in the loop kept it scalar.
 void GatherMap::set_encrypt(const DimKey& key, ScalePower power) {
   index.assign(key.perm().begin(), key.perm().end());
-  mul.resize(key.perm().size());
-  for (size_t i = 0; i < mul.size(); ++i) mul[i] = power_of(key, static_cast<int32_t>(i), power);
+  const float* scales = scales_of(key, power);
+  if (scales == nullptr)
+    mul.assign(index.size(), 1.0f);
+  else
+    mul.assign(scales, scales + index.size());
 }
 
 void GatherMap::set_decrypt(const DimKey& key, ScalePower power) {
   index.assign(key.inv_perm().begin(), key.inv_perm().end());
-  mul.resize(key.inv_perm().size());
-  for (size_t a = 0; a < mul.size(); ++a) mul[a] = power_of(key, key.inv_perm()[a], power);
+  const float* scales = scales_of(key, power);
+  mul.resize(index.size());
+  if (scales == nullptr)
+    std::fill(mul.begin(), mul.end(), 1.0f);
+  else
+    for (size_t a = 0; a < mul.size(); ++a) mul[a] = scales[index[a]];
 }
 
 GatherMap GatherMap::encrypt(const DimKey& key, ScalePower power) {
@@ -112,9 +124,16 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
       prefetch_row(src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc, nc);
       prefetch_row(dst + i * nc, nc);
     };
-    const bool tiled = nc % 8 == 0 && nc <= kTiledRowFloats;
+    // Rows of up to 64 floats are permuted inside registers where AVX-512 is available.
+    const bool short_rows = nc <= kShortRowMaxFloats && simd::avx512();
+    const bool tiled = !short_rows && nc % 8 == 0 && nc <= kTiledRowFloats;
     // Rows [begin, end) on this thread, their first `ahead` rows requested up front.
     const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
+      if (short_rows) {
+        gather_short_rows_avx512(src, dst, nc, rows.index.data(), rows.mul.data(), begin, end, ci,
+                                 cm, projection, ahead);
+        return;
+      }
       if (ahead > 0)
         for (int64_t i = begin; i < std::min(end, begin + ahead); ++i) prefetch(i);
       int64_t i = begin;

@@ -1,0 +1,91 @@
+#include "master/crypto/short_row_gather.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "master/core/simd.h"
+#include "master/crypto/row_kernels.h"
+
+namespace tempo::crypto {
+
+namespace {
+
+/// The lanes of a row's 16-float block q that lie inside a row of n floats.
+TEMPO_TARGET_AVX512 inline __mmask16 block_mask(int64_t n, int q) {
+  const int64_t left = n - 16 * static_cast<int64_t>(q);
+  return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+/// Output block: lane l = the source row's entry idx[l] (< 16·kSources), from its registers s.
+template <int kSources>
+TEMPO_TARGET_AVX512 inline __m512 permute(const __m512* s, __m512i idx) {
+  if constexpr (kSources == 1) {
+    // The zero-masking form with every lane selected: GCC 12 warns that the plain one's
+    // undefined pass-through source may be used uninitialised (-Wmaybe-uninitialized).
+    return _mm512_maskz_permutexvar_ps(__mmask16{0xFFFF}, idx, s[0]);
+  } else if constexpr (kSources == 2) {
+    return _mm512_permutex2var_ps(s[0], idx, s[1]);
+  } else {
+    const __m512 low = _mm512_permutex2var_ps(s[0], idx, s[1]);
+    const __m512 high = _mm512_permutex2var_ps(s[2], idx, s[3]);
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), low, high);
+  }
+}
+
+template <int kSources>
+TEMPO_TARGET_AVX512 void gather_rows(const float* src, float* dst, int64_t n,
+                                     const int32_t* row_index, const float* row_mul, int64_t begin,
+                                     int64_t end, const int32_t* col_index, const float* col_mul,
+                                     const RowProjection* projection, int64_t ahead) {
+  const int blocks = static_cast<int>((n + 15) / 16);
+  __m512i idx[4];
+  __m512 col[4];
+  __mmask16 mask[4];
+  for (int q = 0; q < blocks; ++q) {
+    mask[q] = block_mask(n, q);
+    idx[q] = _mm512_maskz_loadu_epi32(mask[q], col_index + 16 * q);
+    col[q] = _mm512_maskz_loadu_ps(mask[q], col_mul + 16 * q);
+  }
+  // Only source rows are requested ahead (their order is permuted); the destination is written
+  // in order, and requesting it too cost more instructions than the permutes themselves.
+  const auto request = [&](int64_t i) {
+    prefetch_row(src + static_cast<int64_t>(row_index[i]) * n, n);
+  };
+  if (ahead > 0)
+    for (int64_t i = begin; i < std::min(end, begin + ahead); ++i) request(i);
+  for (int64_t i = begin; i < end; ++i) {
+    if (ahead > 0 && i + ahead < end) request(i + ahead);
+    const int64_t source_row = row_index[i];
+    const float* s_row = src + source_row * n;
+    if (projection != nullptr) projection->project(s_row, n, source_row);
+    __m512 s[kSources];
+    for (int q = 0; q < kSources; ++q)
+      s[q] = q < blocks ? _mm512_maskz_loadu_ps(mask[q], s_row + 16 * q) : _mm512_setzero_ps();
+    const __m512 rm = _mm512_set1_ps(row_mul[i]);
+    float* d_row = dst + i * n;
+    for (int q = 0; q < blocks; ++q)
+      _mm512_mask_storeu_ps(d_row + 16 * q, mask[q],
+                            _mm512_mul_ps(permute<kSources>(s, idx[q]), _mm512_mul_ps(rm, col[q])));
+  }
+}
+
+}  // namespace
+
+TEMPO_TARGET_AVX512 void gather_short_rows_avx512(const float* src, float* dst, int64_t n,
+                                                  const int32_t* row_index, const float* row_mul,
+                                                  int64_t begin, int64_t end,
+                                                  const int32_t* col_index, const float* col_mul,
+                                                  const RowProjection* projection, int64_t ahead) {
+  if (n <= 16)
+    gather_rows<1>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
+                   ahead);
+  else if (n <= 32)
+    gather_rows<2>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
+                   ahead);
+  else
+    gather_rows<4>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
+                   ahead);
+}
+
+}  // namespace tempo::crypto
