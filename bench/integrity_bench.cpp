@@ -40,6 +40,7 @@ BENCHMARK(BM_ProjectRows)
     ->Args({32768, 576, 2})  // t = 2
     ->Args({3136, 64, 1})    // vit-tiny Linear input
     ->Args({49, 16, 1})      // one attention head
+    ->Args({64, 16, 1})      // one vit-tiny attention head at 32x32 inputs
     ->UseRealTime();
 
 void BM_ProjectCols(benchmark::State& state) {

@@ -87,6 +87,43 @@ TEST(SimdKernels, RowSumsEqualTheExactSumsInEveryVersion) {
   }
 }
 
+TEST(SimdKernels, RowProjectionsEqualTheExactSumsInEveryVersion) {
+  Rng rng(13);
+  // Rows up to 32 floats go 8 at a time through one reduction on AVX-512: row counts around the
+  // tile of 8 and widths around its 8-double chunks; longer rows one at a time.
+  for (int64_t R : {1, 7, 8, 9, 17, 64}) {
+    for (int64_t K : {1, 5, 8, 16, 17, 31, 32, 33}) {
+      SCOPED_TRACE(std::to_string(R) + "x" + std::to_string(K));
+      const std::vector<float> m = random_floats(R * K, rng);
+      const int rounds = 2;
+      std::vector<double> x(static_cast<size_t>(rounds * K)), x_abs(static_cast<size_t>(K));
+      for (double& e : x) e = rng.normal();
+      for (double& e : x_abs) e = std::fabs(rng.normal());
+      for_each_level([&] {
+        std::vector<double> out(static_cast<size_t>(rounds * R), NAN);
+        std::vector<double> out_abs(static_cast<size_t>(R), NAN);
+        integrity::project(m.data(), R, K, false, x.data(), x_abs.data(), rounds, out.data(),
+                           out_abs.data(), false);
+        for (int64_t i = 0; i < R; ++i) {
+          long double a = 0;
+          for (int64_t j = 0; j < K; ++j)
+            a += std::fabs(static_cast<long double>(m[i * K + j])) * x_abs[j];
+          expect_close(out_abs[i], a, a, K);
+          for (int r = 0; r < rounds; ++r) {
+            long double s = 0, mass = 0;
+            for (int64_t j = 0; j < K; ++j) {
+              const long double t = static_cast<long double>(m[i * K + j]) * x[r * K + j];
+              s += t;
+              mass += std::fabs(t);
+            }
+            expect_close(out[r * R + i], s, mass, K);
+          }
+        }
+      });
+    }
+  }
+}
+
 TEST(SimdKernels, ColumnProjectionsEqualTheExactSumsInEveryVersion) {
   Rng rng(12);
   // op(M) = Mᵀ, M stored [K, R]: R around the 512-row blocks, K short and long.

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "master/core/simd.h"
 #include "master/crypto/row_kernels.h"
@@ -33,16 +34,19 @@ TEMPO_TARGET_AVX512 inline __m512 permute(const __m512* s, __m512i idx) {
   }
 }
 
-template <int kSources>
+/// Rows of n floats, 16·(kBlocks-1) < n <= 16·kBlocks: the block count is a compile-time
+/// constant so that the column indices, multipliers and masks stay in registers.
+template <int kBlocks>
 TEMPO_TARGET_AVX512 void gather_rows(const float* src, float* dst, int64_t n,
                                      const int32_t* row_index, const float* row_mul, int64_t begin,
                                      int64_t end, const int32_t* col_index, const float* col_mul,
                                      const RowProjection* projection, int64_t ahead) {
-  const int blocks = static_cast<int>((n + 15) / 16);
-  __m512i idx[4];
-  __m512 col[4];
-  __mmask16 mask[4];
-  for (int q = 0; q < blocks; ++q) {
+  // The permutes take 1, 2 or 4 registers.
+  constexpr int kSources = static_cast<int>(std::bit_ceil(static_cast<unsigned>(kBlocks)));
+  __m512i idx[kBlocks];
+  __m512 col[kBlocks];
+  __mmask16 mask[kBlocks];
+  for (int q = 0; q < kBlocks; ++q) {
     mask[q] = block_mask(n, q);
     idx[q] = _mm512_maskz_loadu_epi32(mask[q], col_index + 16 * q);
     col[q] = _mm512_maskz_loadu_ps(mask[q], col_mul + 16 * q);
@@ -61,10 +65,10 @@ TEMPO_TARGET_AVX512 void gather_rows(const float* src, float* dst, int64_t n,
     if (projection != nullptr) projection->project(s_row, n, source_row);
     __m512 s[kSources];
     for (int q = 0; q < kSources; ++q)
-      s[q] = q < blocks ? _mm512_maskz_loadu_ps(mask[q], s_row + 16 * q) : _mm512_setzero_ps();
+      s[q] = q < kBlocks ? _mm512_maskz_loadu_ps(mask[q], s_row + 16 * q) : _mm512_setzero_ps();
     const __m512 rm = _mm512_set1_ps(row_mul[i]);
     float* d_row = dst + i * n;
-    for (int q = 0; q < blocks; ++q)
+    for (int q = 0; q < kBlocks; ++q)
       _mm512_mask_storeu_ps(d_row + 16 * q, mask[q],
                             _mm512_mul_ps(permute<kSources>(s, idx[q]), _mm512_mul_ps(rm, col[q])));
   }
@@ -77,15 +81,20 @@ TEMPO_TARGET_AVX512 void gather_short_rows_avx512(const float* src, float* dst, 
                                                   int64_t begin, int64_t end,
                                                   const int32_t* col_index, const float* col_mul,
                                                   const RowProjection* projection, int64_t ahead) {
-  if (n <= 16)
-    gather_rows<1>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
-                   ahead);
-  else if (n <= 32)
-    gather_rows<2>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
-                   ahead);
-  else
-    gather_rows<4>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul, projection,
-                   ahead);
+  switch ((n + 15) / 16) {
+    case 1:
+      return gather_rows<1>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                            projection, ahead);
+    case 2:
+      return gather_rows<2>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                            projection, ahead);
+    case 3:
+      return gather_rows<3>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                            projection, ahead);
+    default:
+      return gather_rows<4>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                            projection, ahead);
+  }
 }
 
 }  // namespace tempo::crypto
