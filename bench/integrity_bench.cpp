@@ -9,6 +9,7 @@
 
 #include "master/core/random.h"
 #include "master/crypto/patch_conv_obfuscator.h"
+#include "master/integrity/product_check.h"
 #include "master/integrity/projection.h"
 
 namespace {
@@ -105,6 +106,35 @@ BENCHMARK(BM_ProjectPatchMatrix)
     ->ArgsProduct({{128}, {16}, {0, 1}})
     ->ArgsProduct({{256}, {8}, {0, 1}})
     ->Args({512, 4, 0})
+    ->UseRealTime();
+
+// Freivalds' check of a batched product, t = 1: preparing it (the operands' projections, one
+// per batch entry) and verifying a result. vit-tiny's attention at 32x32 inputs and batch 64
+// (256 entries of [64, 16] · [16, 64], Q·Kᵀ, and [64, 64] · [64, 16], A·V), vit-s4's Q·Kᵀ
+// (batch 128: 768 entries of 64x64). Arguments: entries, m, k, n, trans_b.
+void BM_BatchedProductCheck(benchmark::State& state) {
+  const int64_t batch = state.range(0), m = state.range(1), k = state.range(2), n = state.range(3);
+  const bool trans_b = state.range(4) != 0;
+  auto blinded = [](const tempo::Shape& s) {
+    tempo::BlindedTensor t = tempo::BlindedTensor::allocate(s);
+    const std::vector<float> v = random_floats(s.numel());
+    std::copy(v.begin(), v.end(), t.mutable_data());
+    return t;
+  };
+  const tempo::BlindedTensor a = blinded({batch, m, k});
+  const tempo::BlindedTensor b =
+      blinded(trans_b ? tempo::Shape{batch, n, k} : tempo::Shape{batch, k, n});
+  const tempo::BlindedTensor c = blinded({batch, m, n});
+  for (auto _ : state) {
+    const tempo::integrity::ProductCheck check(a, b, false, trans_b, 1);
+    benchmark::DoNotOptimize(check.verify(c).worst_ratio);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_BatchedProductCheck)
+    ->Args({256, 64, 16, 64, 1})
+    ->Args({256, 64, 64, 16, 0})
+    ->Args({768, 64, 64, 64, 1})
     ->UseRealTime();
 
 }  // namespace
