@@ -120,6 +120,36 @@ TEST(PermuteScale, ProjectsEverySourceRowWhileGathering) {
   }
 }
 
+// Two destinations from one pass over the source (a Linear layer's output gradient under both
+// backward keys) equal two separate gathers, on every path: short rows in registers, tiles of 8
+// rows sharing one transpose, rows staged or gathered in place, serial and threaded.
+TEST(PermuteScalePair, EqualsTwoSeparateGathersExactly) {
+  const KeyGenerator gen;
+  for (const auto& [nr, nc] : std::vector<std::pair<int64_t, int64_t>>{{1, 1},
+                                                                       {3, 7},
+                                                                       {64, 16},
+                                                                       {65, 33},
+                                                                       {4096, 64},
+                                                                       {9, 72},
+                                                                       {777, 193},
+                                                                       {129, 257},
+                                                                       {40, 1500},
+                                                                       {1001, 4096},
+                                                                       {11, 4104}}) {
+    const GatherMap rows1 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
+    const GatherMap cols1 = GatherMap::encrypt(gen.dim_key(nc), ScalePower::kInverse);
+    const GatherMap rows2 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kInverse);
+    const GatherMap cols2 = GatherMap::encrypt(gen.dim_key(nc, true), ScalePower::kScale);
+    const std::vector<float> src = random_values(nr * nc, 5);
+    const std::vector<float> want1 = reference(src, 1, rows1, cols1);
+    const std::vector<float> want2 = reference(src, 1, rows2, cols2);
+    std::vector<float> got1(want1.size(), -1.0f), got2(want2.size(), -1.0f);
+    crypto::permute_scale_pair(src.data(), rows1, cols1, got1.data(), rows2, cols2, got2.data());
+    EXPECT_EQ(got1, want1) << nr << "x" << nc;
+    EXPECT_EQ(got2, want2) << nr << "x" << nc;
+  }
+}
+
 TEST(GatherMapReuse, SetEncryptAndSetDecryptEqualTheFreshMapsAcrossSizes) {
   const KeyGenerator gen;
   GatherMap reused;

@@ -402,23 +402,35 @@ TEST(CryptoMatmul, ShapesThatDoNotFitTheKeyAreRejected) {
 
 // ---------------------------------------------------------------------------- backward (sec. 4)
 
+// Both gradient operands blinded separately, or in one pass over dY (encrypt_grads, what the
+// offload engine uses for Linear layers).
 TEST(CryptoMatmul, KeyShiftGivesInputAndWeightGradientsFromCachedOperands) {
   Rng rng(15);
   const crypto::MatmulObfuscator obf;
-  for (const Dims& d : kShapes) {
-    const Tensor x = random_matrix(d.m, d.k, rng), w = random_matrix(d.k, d.n, rng);
-    const Tensor dy = random_matrix(d.m, d.n, rng);
-    crypto::MatmulForward fw = obf.encrypt(x, w);
-    const BlindedTensor x_cached = fw.x(), w_cached = fw.w();  // the worker's cache
-    fw.release_operands();
-    // dX = dY·W^T from dX' = dY'1 · W'^T.
-    const Tensor dx = fw.decrypt_dx(worker_gemm(fw.encrypt_grad_for_dx(dy), w_cached, false, true));
-    expect_within_fp_bound(dx, plain_gemm(dy, w, false, true),
-                           plain_gemm(abs_of(dy), abs_of(w), false, true), d.n);
-    // dW = X^T·dY from dW' = X'^T · dY'2.
-    const Tensor dw = fw.decrypt_dw(worker_gemm(x_cached, fw.encrypt_grad_for_dw(dy), true, false));
-    expect_within_fp_bound(dw, plain_gemm(x, dy, true, false),
-                           plain_gemm(abs_of(x), abs_of(dy), true, false), d.m);
+  for (bool one_pass : {false, true}) {
+    for (const Dims& d : kShapes) {
+      SCOPED_TRACE(one_pass ? "encrypt_grads" : "encrypt_grad_for_dx, encrypt_grad_for_dw");
+      const Tensor x = random_matrix(d.m, d.k, rng), w = random_matrix(d.k, d.n, rng);
+      const Tensor dy = random_matrix(d.m, d.n, rng);
+      crypto::MatmulForward fw = obf.encrypt(x, w);
+      const BlindedTensor x_cached = fw.x(), w_cached = fw.w();  // the worker's cache
+      fw.release_operands();
+      BlindedTensor g_dx, g_dw;
+      if (one_pass) {
+        std::tie(g_dx, g_dw) = fw.encrypt_grads(dy);
+      } else {
+        g_dx = fw.encrypt_grad_for_dx(dy);
+        g_dw = fw.encrypt_grad_for_dw(dy);
+      }
+      // dX = dY·W^T from dX' = dY'1 · W'^T.
+      const Tensor dx = fw.decrypt_dx(worker_gemm(g_dx, w_cached, false, true));
+      expect_within_fp_bound(dx, plain_gemm(dy, w, false, true),
+                             plain_gemm(abs_of(dy), abs_of(w), false, true), d.n);
+      // dW = X^T·dY from dW' = X'^T · dY'2.
+      const Tensor dw = fw.decrypt_dw(worker_gemm(x_cached, g_dw, true, false));
+      expect_within_fp_bound(dw, plain_gemm(x, dy, true, false),
+                             plain_gemm(abs_of(x), abs_of(dy), true, false), d.m);
+    }
   }
 }
 

@@ -199,6 +199,84 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
     }
 }
 
+void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMap& cols1,
+                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2) {
+  const int64_t nr = rows1.size(), nc = cols1.size();
+  if (rows2.size() != nr || cols2.size() != nc)
+    throw std::logic_error("permute_scale_pair: the two maps' extents differ");
+  // Destination row of each source row in the second output.
+  std::vector<int32_t> inv2(static_cast<size_t>(nr));
+  for (int64_t i = 0; i < nr; ++i)
+    inv2[static_cast<size_t>(rows2.index[static_cast<size_t>(i)])] = static_cast<int32_t>(i);
+  const int32_t *ci1 = cols1.index.data(), *ci2 = cols2.index.data();
+  const float *cm1 = cols1.mul.data(), *cm2 = cols2.mul.data();
+  const bool parallel = nr > 1 && 2 * nr * nc >= kParallelThreshold && !omp_in_parallel();
+  const bool short_rows = nc <= kShortRowMaxFloats && simd::avx512();
+  const bool tiled = !short_rows && nc % 8 == 0 && nc <= kTiledRowFloats;
+  const int64_t ahead = nc <= kPrefetchRowFloats ? std::max<int64_t>(2, rows_ahead(nc)) : 0;
+  const auto source = [&](int64_t i) {
+    return static_cast<int64_t>(rows1.index[static_cast<size_t>(i)]);
+  };
+  // Output rows [begin, end) of dst1, and wherever their source rows go in dst2.
+  const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
+    if (short_rows) {
+      const SecondGather second{dst2, inv2.data(), rows2.mul.data(), ci2, cm2};
+      gather_short_rows_avx512(src, dst1, nc, rows1.index.data(), rows1.mul.data(), begin, end, ci1,
+                               cm1, nullptr, ahead, &second);
+      return;
+    }
+    if (ahead > 0)
+      for (int64_t i = begin; i < std::min(end, begin + ahead); ++i)
+        prefetch_row(src + source(i) * nc, nc);
+    int64_t i = begin;
+#ifdef __AVX2__
+    for (; tiled && i + 8 <= end; i += 8) {
+      const float* s[8];
+      float* d1[8];
+      float* d2[8];
+      float rm2[8];
+      for (int64_t k = 0; k < 8; ++k) {
+        if (ahead > 0 && i + k + ahead < end) prefetch_row(src + source(i + k + ahead) * nc, nc);
+        const int64_t r = source(i + k), i2 = inv2[static_cast<size_t>(r)];
+        s[k] = src + r * nc;
+        d1[k] = dst1 + (i + k) * nc;
+        d2[k] = dst2 + i2 * nc;
+        rm2[k] = rows2.mul[static_cast<size_t>(i2)];
+      }
+      transpose_rows8_to_columns(s, nc, buf);  // once for both destinations
+      gather_columns8(buf, ci1, cm1, rows1.mul.data() + i, nc, d1);
+      gather_columns8(buf, ci2, cm2, rm2, nc, d2);
+    }
+#endif
+    for (; i < end; ++i) {
+      if (ahead > 0 && i + ahead < end) prefetch_row(src + source(i + ahead) * nc, nc);
+      const int64_t r = source(i), i2 = inv2[static_cast<size_t>(r)];
+      const float* srow = src + r * nc;
+      if (nc > kStagedRowFloats) {
+        std::memcpy(buf, srow, static_cast<size_t>(nc) * sizeof(float));
+        srow = buf;
+      }
+      gather_row(srow, ci1, cm1, rows1.mul[static_cast<size_t>(i)], nc, dst1 + i * nc);
+      gather_row(srow, ci2, cm2, rows2.mul[static_cast<size_t>(i2)], nc, dst2 + i2 * nc);
+    }
+  };
+  const size_t scratch = tiled                   ? static_cast<size_t>(8 * nc)
+                         : nc > kStagedRowFloats ? static_cast<size_t>(nc)
+                                                 : 1;
+  if (!parallel) {
+    std::vector<float> buf(scratch);
+    gather_range(0, nr, buf.data());
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = ((nr + threads - 1) / threads + 7) / 8 * 8;  // whole tiles of 8 rows
+    std::vector<float> buf(scratch);
+    gather_range(std::min(nr, t * chunk), std::min(nr, (t + 1) * chunk), buf.data());
+  }
+}
+
 namespace {
 int64_t plane_of(const Shape& s, const GatherMap& rows, const GatherMap& cols, const char* what) {
   if (s.rank() < 2 || s[0] != rows.size() || s[1] != cols.size())
@@ -216,6 +294,19 @@ BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& col
   const int64_t plane = plane_of(t.shape(), rows, cols, what);
   BlindedTensor out = BlindedTensor::allocate(t.shape());
   permute_scale(t.data(), out.mutable_data(), plane, rows, cols);
+  return out;
+}
+
+std::pair<BlindedTensor, BlindedTensor> blind_pair(const Tensor& t, const GatherMap& rows1,
+                                                   const GatherMap& cols1, const GatherMap& rows2,
+                                                   const GatherMap& cols2, const char* what) {
+  if (plane_of(t.shape(), rows1, cols1, what) != 1 || plane_of(t.shape(), rows2, cols2, what) != 1)
+    throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
+                                " is not a matrix");
+  std::pair<BlindedTensor, BlindedTensor> out{BlindedTensor::allocate(t.shape()),
+                                              BlindedTensor::allocate(t.shape())};
+  permute_scale_pair(t.data(), rows1, cols1, out.first.mutable_data(), rows2, cols2,
+                     out.second.mutable_data());
   return out;
 }
 

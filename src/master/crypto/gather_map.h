@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/blinded_tensor.h"
@@ -57,11 +58,22 @@ void expect_one_key_per_entry(std::span<const DimKey> keys, const BatchedMatmulK
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
                    const GatherMap& cols, const RowProjection* projection = nullptr);
 
+/// Two plane-1 permute_scale calls on one source in a single pass over it: dst1 under (rows1,
+/// cols1) and dst2 under (rows2, cols2), all [rows, cols] (equal extents). Bit-identical to the
+/// two calls; reads each source row once instead of twice (a Linear layer's output gradient,
+/// blinded under both of its backward keys).
+void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMap& cols1,
+                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2);
+
 /// permute_scale of a plaintext tensor of shape [rows, cols, ...] (trailing dims form the plane)
 /// into a new blinded tensor of the same shape. Throws std::invalid_argument (naming `what`)
 /// when dims 0 and 1 do not match the maps.
 BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols,
                     const char* what);
+/// blind() of a plaintext matrix under two pairs of maps at once (permute_scale_pair).
+std::pair<BlindedTensor, BlindedTensor> blind_pair(const Tensor& t, const GatherMap& rows1,
+                                                   const GatherMap& cols1, const GatherMap& rows2,
+                                                   const GatherMap& cols2, const char* what);
 /// The same from a blinded tensor into a new plaintext one (`projection`: see permute_scale).
 Tensor unblind(const BlindedTensor& t, const GatherMap& rows, const GatherMap& cols,
                const char* what, const RowProjection* projection = nullptr);

@@ -46,4 +46,16 @@ BlindedTensor MatmulEncryptor::encrypt_grad_for_db(const Tensor& dc, const DimKe
                GatherMap::encrypt(db_cols, ScalePower::kScale), what);
 }
 
+std::pair<BlindedTensor, BlindedTensor> MatmulEncryptor::encrypt_grads(
+    const Tensor& dc, const DimKey& da_rows, const DimKey& db_cols) const {
+  const char* what = "MatmulEncryptor::encrypt_grads";
+  expect_rank2(dc, what);
+  if (da_rows.size() != key_.m.size() || db_cols.size() != key_.n.size())
+    throw std::invalid_argument(std::string(what) + ": gradient key sizes differ from m, n");
+  return blind_pair(dc, GatherMap::encrypt(da_rows, ScalePower::kScale),
+                    GatherMap::encrypt(key_.n, ScalePower::kInverse),
+                    GatherMap::encrypt(key_.m, ScalePower::kInverse),
+                    GatherMap::encrypt(db_cols, ScalePower::kScale), what);
+}
+
 }  // namespace tempo::crypto

@@ -1,6 +1,8 @@
 // Encryption of the operands of a matrix product and of its output gradient (sections 2 and 4).
 #pragma once
 
+#include <utility>
+
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
@@ -38,6 +40,9 @@ class MatmulEncryptor {
   /// dC [m,n] -> dC'2 [m,n] under (key.m with 1/r ; db_cols): the operand of dB' = A'^T · dC'2.
   /// `db_cols` is a fresh DimKey of size n.
   BlindedTensor encrypt_grad_for_db(const Tensor& dc, const DimKey& db_cols) const;
+  /// {encrypt_grad_for_da(dc, da_rows), encrypt_grad_for_db(dc, db_cols)} in one pass over dC.
+  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dc, const DimKey& da_rows,
+                                                        const DimKey& db_cols) const;
 
  private:
   const MatmulKey& key_;

@@ -37,6 +37,12 @@ BlindedTensor MatmulForward::encrypt_grad_for_dw(const Tensor& dy) {
   return MatmulEncryptor(key_).encrypt_grad_for_db(dy, *dw_cols_);
 }
 
+std::pair<BlindedTensor, BlindedTensor> MatmulForward::encrypt_grads(const Tensor& dy) {
+  dx_rows_ = keygen_.dim_key(key_.m.size());
+  dw_cols_ = keygen_.dim_key(key_.n.size());
+  return MatmulEncryptor(key_).encrypt_grads(dy, *dx_rows_, *dw_cols_);
+}
+
 Tensor MatmulForward::decrypt_dw(const BlindedTensor& dw) const {
   if (!dw_cols_) throw std::logic_error("MatmulForward::decrypt_dw before encrypt_grad_for_dw");
   return MatmulDecryptor(key_).decrypt_db(dw, *dw_cols_);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
@@ -49,6 +50,8 @@ class MatmulForward {
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
   /// dW' = X'^T · dY'2 [k,n] -> dW = X^T·dY. Throws std::logic_error before encrypt_grad_for_dw.
   Tensor decrypt_dw(const BlindedTensor& dw) const;
+  /// {encrypt_grad_for_dx(dy), encrypt_grad_for_dw(dy)} in one pass over dY.
+  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dy);
 
   const MatmulKey& key() const { return key_; }
 

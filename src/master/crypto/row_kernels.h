@@ -73,14 +73,10 @@ inline void transpose_rows8_to_columns(const float* const rows[8], int64_t n, fl
   }
 }
 
-/// gather_row for 8 rows at once: d[k][j] = src[k][idx[j]] * (rm[k] * mul[j]), n a multiple of
-/// 8, `columns` scratch of 8·n floats. The 8 source rows are transposed into `columns` so that
-/// each source column is one 32-byte load; the permuted, scaled columns are transposed back.
-/// This replaces one hardware gather per 8 outputs, which is slow on current x86 cores: 2-2.7x
-/// faster for rows of 64-2048 floats on the development VM (docs/notes/crypto-throughput.md).
-inline void gather_rows8(const float* const src[8], const int32_t* idx, const float* mul,
-                         const float* rm, int64_t n, float* const d[8], float* columns) {
-  transpose_rows8_to_columns(src, n, columns);
+/// The second half of gather_rows8, from the transposed `columns` of the 8 source rows: several
+/// destinations of the same rows share one transpose (permute_scale_pair).
+inline void gather_columns8(const float* columns, const int32_t* idx, const float* mul,
+                            const float* rm, int64_t n, float* const d[8]) {
   const __m256 row_mul = _mm256_loadu_ps(rm);
   for (int64_t j = 0; j < n; j += 8) {
     __m256 r[8];
@@ -90,6 +86,17 @@ inline void gather_rows8(const float* const src[8], const int32_t* idx, const fl
     transpose8x8(r);
     for (int k = 0; k < 8; ++k) _mm256_storeu_ps(d[k] + j, r[k]);
   }
+}
+
+/// gather_row for 8 rows at once: d[k][j] = src[k][idx[j]] * (rm[k] * mul[j]), n a multiple of
+/// 8, `columns` scratch of 8·n floats. The 8 source rows are transposed into `columns` so that
+/// each source column is one 32-byte load; the permuted, scaled columns are transposed back.
+/// This replaces one hardware gather per 8 outputs, which is slow on current x86 cores: 2-2.7x
+/// faster for rows of 64-2048 floats on the development VM (docs/notes/crypto-throughput.md).
+inline void gather_rows8(const float* const src[8], const int32_t* idx, const float* mul,
+                         const float* rm, int64_t n, float* const d[8], float* columns) {
+  transpose_rows8_to_columns(src, n, columns);
+  gather_columns8(columns, idx, mul, rm, n, d);
 }
 #endif
 

@@ -34,23 +34,46 @@ TEMPO_TARGET_AVX512 inline __m512 permute(const __m512* s, __m512i idx) {
   }
 }
 
-/// Rows of n floats, 16·(kBlocks-1) < n <= 16·kBlocks: the block count is a compile-time
-/// constant so that the column indices, multipliers and masks stay in registers.
+/// The column indices, multipliers and lane masks of one output's blocks.
 template <int kBlocks>
+struct Columns {
+  __m512i idx[kBlocks];
+  __m512 mul[kBlocks];
+  __mmask16 mask[kBlocks];
+  TEMPO_TARGET_AVX512 Columns(int64_t n, const int32_t* col_index, const float* col_mul) {
+    for (int q = 0; q < kBlocks; ++q) {
+      mask[q] = block_mask(n, q);
+      idx[q] = _mm512_maskz_loadu_epi32(mask[q], col_index + 16 * q);
+      mul[q] = _mm512_maskz_loadu_ps(mask[q], col_mul + 16 * q);
+    }
+  }
+};
+
+/// d_row[j] = s[c.idx[j]] · (row_mul · c.mul[j]) for the n floats of a row.
+template <int kBlocks, int kSources>
+TEMPO_TARGET_AVX512 inline void store_row(const __m512* s, const Columns<kBlocks>& c, float row_mul,
+                                          float* d_row) {
+  const __m512 rm = _mm512_set1_ps(row_mul);
+  for (int q = 0; q < kBlocks; ++q)
+    _mm512_mask_storeu_ps(
+        d_row + 16 * q, c.mask[q],
+        _mm512_mul_ps(permute<kSources>(s, c.idx[q]), _mm512_mul_ps(rm, c.mul[q])));
+}
+
+/// Rows of n floats, 16·(kBlocks-1) < n <= 16·kBlocks: the block count is a compile-time
+/// constant so that the column indices, multipliers and masks stay in registers. With kSecond,
+/// each source row also goes to `second`.
+template <int kBlocks, bool kSecond>
 TEMPO_TARGET_AVX512 void gather_rows(const float* src, float* dst, int64_t n,
                                      const int32_t* row_index, const float* row_mul, int64_t begin,
                                      int64_t end, const int32_t* col_index, const float* col_mul,
-                                     const RowProjection* projection, int64_t ahead) {
+                                     const RowProjection* projection, int64_t ahead,
+                                     const SecondGather* second) {
   // The permutes take 1, 2 or 4 registers.
   constexpr int kSources = static_cast<int>(std::bit_ceil(static_cast<unsigned>(kBlocks)));
-  __m512i idx[kBlocks];
-  __m512 col[kBlocks];
-  __mmask16 mask[kBlocks];
-  for (int q = 0; q < kBlocks; ++q) {
-    mask[q] = block_mask(n, q);
-    idx[q] = _mm512_maskz_loadu_epi32(mask[q], col_index + 16 * q);
-    col[q] = _mm512_maskz_loadu_ps(mask[q], col_mul + 16 * q);
-  }
+  const Columns<kBlocks> first(n, col_index, col_mul);
+  const Columns<kBlocks> other =
+      kSecond ? Columns<kBlocks>(n, second->col_index, second->col_mul) : first;
   // Only source rows are requested ahead (their order is permuted); the destination is written
   // in order, and requesting it too cost more instructions than the permutes themselves.
   const auto request = [&](int64_t i) {
@@ -65,12 +88,35 @@ TEMPO_TARGET_AVX512 void gather_rows(const float* src, float* dst, int64_t n,
     if (projection != nullptr) projection->project(s_row, n, source_row);
     __m512 s[kSources];
     for (int q = 0; q < kSources; ++q)
-      s[q] = q < kBlocks ? _mm512_maskz_loadu_ps(mask[q], s_row + 16 * q) : _mm512_setzero_ps();
-    const __m512 rm = _mm512_set1_ps(row_mul[i]);
-    float* d_row = dst + i * n;
-    for (int q = 0; q < kBlocks; ++q)
-      _mm512_mask_storeu_ps(d_row + 16 * q, mask[q],
-                            _mm512_mul_ps(permute<kSources>(s, idx[q]), _mm512_mul_ps(rm, col[q])));
+      s[q] =
+          q < kBlocks ? _mm512_maskz_loadu_ps(first.mask[q], s_row + 16 * q) : _mm512_setzero_ps();
+    store_row<kBlocks, kSources>(s, first, row_mul[i], dst + i * n);
+    if constexpr (kSecond) {
+      const int64_t i2 = second->inv_rows[source_row];
+      store_row<kBlocks, kSources>(s, other, second->row_mul[i2], second->dst + i2 * n);
+    }
+  }
+}
+
+template <bool kSecond>
+TEMPO_TARGET_AVX512 void gather_rows_any(const float* src, float* dst, int64_t n,
+                                         const int32_t* row_index, const float* row_mul,
+                                         int64_t begin, int64_t end, const int32_t* col_index,
+                                         const float* col_mul, const RowProjection* projection,
+                                         int64_t ahead, const SecondGather* second) {
+  switch ((n + 15) / 16) {
+    case 1:
+      return gather_rows<1, kSecond>(src, dst, n, row_index, row_mul, begin, end, col_index,
+                                     col_mul, projection, ahead, second);
+    case 2:
+      return gather_rows<2, kSecond>(src, dst, n, row_index, row_mul, begin, end, col_index,
+                                     col_mul, projection, ahead, second);
+    case 3:
+      return gather_rows<3, kSecond>(src, dst, n, row_index, row_mul, begin, end, col_index,
+                                     col_mul, projection, ahead, second);
+    default:
+      return gather_rows<4, kSecond>(src, dst, n, row_index, row_mul, begin, end, col_index,
+                                     col_mul, projection, ahead, second);
   }
 }
 
@@ -80,21 +126,14 @@ TEMPO_TARGET_AVX512 void gather_short_rows_avx512(const float* src, float* dst, 
                                                   const int32_t* row_index, const float* row_mul,
                                                   int64_t begin, int64_t end,
                                                   const int32_t* col_index, const float* col_mul,
-                                                  const RowProjection* projection, int64_t ahead) {
-  switch ((n + 15) / 16) {
-    case 1:
-      return gather_rows<1>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
-                            projection, ahead);
-    case 2:
-      return gather_rows<2>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
-                            projection, ahead);
-    case 3:
-      return gather_rows<3>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
-                            projection, ahead);
-    default:
-      return gather_rows<4>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
-                            projection, ahead);
-  }
+                                                  const RowProjection* projection, int64_t ahead,
+                                                  const SecondGather* second) {
+  if (second != nullptr)
+    gather_rows_any<true>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                          projection, ahead, second);
+  else
+    gather_rows_any<false>(src, dst, n, row_index, row_mul, begin, end, col_index, col_mul,
+                           projection, ahead, nullptr);
 }
 
 }  // namespace tempo::crypto

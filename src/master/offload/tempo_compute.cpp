@@ -270,13 +270,26 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
     b[i].local = !sh.fw || engine.must_run_locally();
     if (b[i].local) continue;
     Forward& fw = *sh.fw;
+    // Both gradient operands in one pass over dY where the Forward can (Linear layers).
+    std::optional<BlindedTensor> g_for_dw;
     if (dx) {
       Request r;
       r.op = p.dx_op;
       r.trans_b = p.dx_trans_b;
       r.conv = p.conv;
       r.out_shape = p.is_conv && p.forward_op == Op::kConvForward ? sh.x.shape() : Shape{};
-      BlindedTensor g = fw.encrypt_grad_for_dx(b[i].dy);
+      BlindedTensor g;
+      if constexpr (requires { fw.encrypt_grads(b[i].dy); }) {
+        if (want_dw) {
+          auto both = fw.encrypt_grads(b[i].dy);
+          g = std::move(both.first);
+          g_for_dw = std::move(both.second);
+        } else {
+          g = fw.encrypt_grad_for_dx(b[i].dy);
+        }
+      } else {
+        g = fw.encrypt_grad_for_dx(b[i].dy);
+      }
       b[i].sent_dx = g.bytes();
       r.a = Operand::inline_tensor(g);
       r.b = Operand::cached(sh.w_handle);
@@ -289,7 +302,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       r.trans_a = p.dw_trans_a;
       r.conv = p.conv;
       r.out_shape = p.dw_shape;
-      BlindedTensor g = fw.encrypt_grad_for_dw(b[i].dy);
+      BlindedTensor g = g_for_dw ? std::move(*g_for_dw) : fw.encrypt_grad_for_dw(b[i].dy);
       b[i].sent_dw = g.bytes();
       BlindedTensor a = p.dw_cached_x_is_b ? g : fw.x();
       BlindedTensor bb = p.dw_cached_x_is_b ? fw.x() : g;
