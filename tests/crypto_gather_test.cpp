@@ -73,15 +73,16 @@ TEST_P(PermuteScale, EqualsTheGatherDefinitionExactly) {
 // exactly one tile, tiles plus leftover rows (short, staged), threads splitting whole tiles,
 // the largest tiled width, and the first width past it. Rows of up to 64 floats are permuted in
 // registers on AVX-512 CPUs (one, two or four registers, the last one partly filled): widths at
-// and around 16, 32, 48 and 64 (simd_avx2.crypto_gather_test runs all of them on the AVX2 paths).
+// and around 16, 32, 48 and 64, and empty rows (simd_avx2.crypto_gather_test runs all of them on
+// the AVX2 paths).
 INSTANTIATE_TEST_SUITE_P(ShortRows, PermuteScale,
                          ::testing::Values(std::make_tuple(64, 15, 1), std::make_tuple(64, 16, 1),
                                            std::make_tuple(33, 17, 1), std::make_tuple(9, 31, 1),
                                            std::make_tuple(64, 32, 1), std::make_tuple(65, 33, 1),
                                            std::make_tuple(10, 47, 1), std::make_tuple(10, 48, 1),
                                            std::make_tuple(12, 49, 1), std::make_tuple(64, 63, 1),
-                                           std::make_tuple(4096, 64, 1),
-                                           std::make_tuple(5, 65, 1)));
+                                           std::make_tuple(4096, 64, 1), std::make_tuple(5, 65, 1),
+                                           std::make_tuple(5, 0, 1)));
 INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                          ::testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(1, 300, 1),
                                            std::make_tuple(3, 7, 1), std::make_tuple(49, 16, 1),
@@ -125,17 +126,10 @@ TEST(PermuteScale, ProjectsEverySourceRowWhileGathering) {
 // rows sharing one transpose, rows staged or gathered in place, serial and threaded.
 TEST(PermuteScalePair, EqualsTwoSeparateGathersExactly) {
   const KeyGenerator gen;
-  for (const auto& [nr, nc] : std::vector<std::pair<int64_t, int64_t>>{{1, 1},
-                                                                       {3, 7},
-                                                                       {64, 16},
-                                                                       {65, 33},
-                                                                       {4096, 64},
-                                                                       {9, 72},
-                                                                       {777, 193},
-                                                                       {129, 257},
-                                                                       {40, 1500},
-                                                                       {1001, 4096},
-                                                                       {11, 4104}}) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {1, 1},  {4, 0},     {3, 7},     {64, 16},   {65, 33},     {4096, 64},
+      {9, 72}, {777, 193}, {129, 257}, {40, 1500}, {1001, 4096}, {11, 4104}};
+  for (const auto& [nr, nc] : shapes) {
     const GatherMap rows1 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
     const GatherMap cols1 = GatherMap::encrypt(gen.dim_key(nc), ScalePower::kInverse);
     const GatherMap rows2 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kInverse);

@@ -125,7 +125,7 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
       prefetch_row(dst + i * nc, nc);
     };
     // Rows of up to 64 floats are permuted inside registers where AVX-512 is available.
-    const bool short_rows = nc <= kShortRowMaxFloats && simd::avx512();
+    const bool short_rows = nc >= 1 && nc <= kShortRowMaxFloats && simd::avx512();
     const bool tiled = !short_rows && nc % 8 == 0 && nc <= kTiledRowFloats;
     // Rows [begin, end) on this thread, their first `ahead` rows requested up front.
     const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
@@ -211,7 +211,7 @@ void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMa
   const int32_t *ci1 = cols1.index.data(), *ci2 = cols2.index.data();
   const float *cm1 = cols1.mul.data(), *cm2 = cols2.mul.data();
   const bool parallel = nr > 1 && 2 * nr * nc >= kParallelThreshold && !omp_in_parallel();
-  const bool short_rows = nc <= kShortRowMaxFloats && simd::avx512();
+  const bool short_rows = nc >= 1 && nc <= kShortRowMaxFloats && simd::avx512();
   const bool tiled = !short_rows && nc % 8 == 0 && nc <= kTiledRowFloats;
   const int64_t ahead = nc <= kPrefetchRowFloats ? std::max<int64_t>(2, rows_ahead(nc)) : 0;
   const auto source = [&](int64_t i) {

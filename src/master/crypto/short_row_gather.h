@@ -21,7 +21,7 @@ struct SecondGather {
   const float* col_mul;
 };
 
-/// Rows [begin, end) of a plane-1 permute_scale with rows of n <= kShortRowMaxFloats floats:
+/// Rows [begin, end) of a plane-1 permute_scale with rows of 1 <= n <= kShortRowMaxFloats floats:
 ///   dst[i·n + j] = src[row_index[i]·n + col_index[j]] · (row_mul[i] · col_mul[j])
 /// (the same products, in the same order, as the other gathers: bit-identical output). Each source
 /// row is loaded into at most four registers and permuted there (vpermps / vpermt2ps and a blend),

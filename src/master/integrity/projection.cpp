@@ -89,7 +89,7 @@ template <int T>
 void project_row_range(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                        bool with_abs, double* out, double* out_abs, int64_t begin, int64_t end) {
   int64_t i = begin;
-  if (with_abs && K <= kShortRowFloats && end - begin >= 8 && simd::avx512()) {
+  if (with_abs && K >= 1 && K <= kShortRowFloats && end - begin >= 8 && simd::avx512()) {
     const int64_t tiles_end = begin + (end - begin) / 8 * 8;
     switch ((K + 7) / 8) {
       case 1:
