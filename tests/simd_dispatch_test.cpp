@@ -87,6 +87,32 @@ TEST(SimdKernels, RowSumsEqualTheExactSumsInEveryVersion) {
   }
 }
 
+/// Checks integrity::project's result against exact sums: out_abs[i] = Σ_j |op(M)[i][j]|·x_abs[j]
+/// and out[r·R + i] = Σ_j op(M)[i][j]·x[r·K + j], with op(M)[i][j] = m[i·row_stride +
+/// j·col_stride].
+void expect_exact_projection(const std::vector<float>& m, int64_t R, int64_t K, int64_t row_stride,
+                             int64_t col_stride, const std::vector<double>& x,
+                             const std::vector<double>& x_abs, int rounds,
+                             const std::vector<double>& out, const std::vector<double>& out_abs) {
+  for (int64_t i = 0; i < R; ++i) {
+    const auto entry = [&](int64_t j) {
+      return static_cast<long double>(m[static_cast<size_t>(i * row_stride + j * col_stride)]);
+    };
+    long double a = 0;
+    for (int64_t j = 0; j < K; ++j) a += std::fabs(entry(j)) * x_abs[static_cast<size_t>(j)];
+    expect_close(out_abs[static_cast<size_t>(i)], a, a, K);
+    for (int r = 0; r < rounds; ++r) {
+      long double s = 0, mass = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        const long double t = entry(j) * x[static_cast<size_t>(r * K + j)];
+        s += t;
+        mass += std::fabs(t);
+      }
+      expect_close(out[static_cast<size_t>(r * R + i)], s, mass, K);
+    }
+  }
+}
+
 TEST(SimdKernels, RowProjectionsEqualTheExactSumsInEveryVersion) {
   Rng rng(13);
   // Rows up to 32 floats go 8 at a time through one reduction on AVX-512: row counts around the
@@ -104,21 +130,7 @@ TEST(SimdKernels, RowProjectionsEqualTheExactSumsInEveryVersion) {
         std::vector<double> out_abs(static_cast<size_t>(R), NAN);
         integrity::project(m.data(), R, K, false, x.data(), x_abs.data(), rounds, out.data(),
                            out_abs.data(), false);
-        for (int64_t i = 0; i < R; ++i) {
-          long double a = 0;
-          for (int64_t j = 0; j < K; ++j)
-            a += std::fabs(static_cast<long double>(m[i * K + j])) * x_abs[j];
-          expect_close(out_abs[i], a, a, K);
-          for (int r = 0; r < rounds; ++r) {
-            long double s = 0, mass = 0;
-            for (int64_t j = 0; j < K; ++j) {
-              const long double t = static_cast<long double>(m[i * K + j]) * x[r * K + j];
-              s += t;
-              mass += std::fabs(t);
-            }
-            expect_close(out[r * R + i], s, mass, K);
-          }
-        }
+        expect_exact_projection(m, R, K, K, 1, x, x_abs, rounds, out, out_abs);
       });
     }
   }
@@ -139,21 +151,7 @@ TEST(SimdKernels, ColumnProjectionsEqualTheExactSumsInEveryVersion) {
       std::vector<double> out(static_cast<size_t>(rounds * R)), out_abs(static_cast<size_t>(R));
       integrity::project(m.data(), K, R, true, x.data(), x_abs.data(), rounds, out.data(),
                          out_abs.data(), true);
-      for (int64_t i = 0; i < R; ++i) {
-        long double a = 0;
-        for (int64_t j = 0; j < K; ++j)
-          a += std::fabs(static_cast<long double>(m[j * R + i])) * x_abs[j];
-        expect_close(out_abs[i], a, a, K);
-        for (int r = 0; r < rounds; ++r) {
-          long double s = 0, mass = 0;
-          for (int64_t j = 0; j < K; ++j) {
-            const long double t = static_cast<long double>(m[j * R + i]) * x[r * K + j];
-            s += t;
-            mass += std::fabs(t);
-          }
-          expect_close(out[r * R + i], s, mass, K);
-        }
-      }
+      expect_exact_projection(m, R, K, 1, R, x, x_abs, rounds, out, out_abs);
     });
   }
 }
