@@ -22,6 +22,15 @@
 #      MODELS ("resnet50 vit-s4"), BATCH (128), STEPS (4), WARMUP (2), THREADS (16),
 #      PYTHON (python3; DRY_RUN: /usr/bin/python3), CFG_TIMEOUT (seconds per configuration, 150),
 #      WORKER=loopback  serve (c) from a `tempo worker` on loopback even if --worker-backend exists
+#      DEADLINE (seconds from the start, 0: none): no configuration runs past it (each one's limit
+#               shrinks to what is left; one with under 20 s left is skipped), so a lease's end
+#               never cuts a run short without a record
+#      KEEP_GOING=1  run the table even when cuda_backend_test fails (default: stop there, so a
+#               broken backend costs a short lease, not a whole one)
+#      FMNIST_DIR  Fashion-MNIST's four .gz files (default $root/.data/fashion-mnist, if there):
+#               then, after the table, resnet18 trains on it in plain mode, tempo mode (CUDA
+#               worker) and tempo mode in tf32 (LIMIT_TRAIN samples, 20000; one epoch each; the
+#               full test set) -> accuracy.jsonl
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -38,6 +47,7 @@ else
   threads=${THREADS:-16} py=${PYTHON:-python3} backend=cuda
 fi
 cfg_timeout=${CFG_TIMEOUT:-150}
+deadline=${DEADLINE:-0}
 tmp=$(mktemp -d)
 worker_pid=""
 trap '[[ -n $worker_pid ]] && kill "$worker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -101,9 +111,21 @@ say "libraries resolve: $(grep -E 'lib(cudart|cublas|cudnn)\.so' "$out/env.txt" 
 
 # --- 2. The CUDA backend's tests (they skip, visibly, without a GPU) ---
 say "cuda_backend_test"
-timeout 300 "$test_bin" --gtest_output="json:$out/cuda_backend_test.json"
+timeout 120 "$test_bin" --gtest_output="json:$out/cuda_backend_test.json"
 test_rc=$?
 say "cuda_backend_test exit $test_rc"
+if [[ $test_rc != 0 && $dry != 1 && ${KEEP_GOING:-0} != 1 ]]; then
+  say "cuda_backend_test failed: stopping before the table (KEEP_GOING=1 runs it anyway)"
+  exit 4
+fi
+
+# The time limit of the next configuration: CFG_TIMEOUT, or what is left before DEADLINE.
+limit_now() {
+  local left
+  if [[ $deadline -le 0 ]]; then echo "$cfg_timeout"; return; fi
+  left=$((deadline - ($(date +%s) - t_start)))
+  if [[ $left -lt 20 ]]; then echo 0; elif [[ $left -lt $cfg_timeout ]]; then echo "$left"; else echo "$cfg_timeout"; fi
+}
 
 # --- 3. The table ---
 rows=$out/rows.jsonl
@@ -124,13 +146,16 @@ gpu_sample_stop() {  # prints the peak MiB in use, or null
 run() {
   local name=$1 model=$2
   shift 2
-  say "$model $name: $*"
+  local limit
+  limit=$(limit_now)
+  if [[ $limit == 0 ]]; then skip "$name" "$model" "DEADLINE=${deadline}s reached"; return; fi
+  say "$model $name (limit ${limit}s): $*"
   gpu_sample_start
   local t0 rc line peak
   t0=$(date +%s.%N)
   local wl=0
   [[ -f $tmp/worker.err ]] && wl=$(wc -l <"$tmp/worker.err")
-  TEMPO_CUDA_STATS=1 timeout "$cfg_timeout" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+  TEMPO_CUDA_STATS=1 timeout "$limit" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
   rc=$?
   peak=$(gpu_sample_stop)
   cat "$tmp/stderr" >&2
@@ -149,7 +174,7 @@ run() {
   wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
   if [[ $rc -ne 0 || -z $line ]]; then
     local note=""
-    [[ $rc == 124 ]] && note=", over CFG_TIMEOUT=${cfg_timeout}s"
+    [[ $rc == 124 ]] && note=", over its limit of ${limit}s"
     say "$model $name FAILED (exit $rc$note)"
     echo "{\"config\":\"$name\",\"model\":\"$model\",\"error\":\"exit $rc\",\"wall_s\":$wall}" >>"$rows"
     return
@@ -186,6 +211,8 @@ has_attention_in_tee=0
 has_flag --attention-in-tee && has_attention_in_tee=1
 has_flag --worker-precision && has_precision=1
 
+# In phases, so that a DEADLINE leaves out extras rather than a whole model: first (a), (b), (c)
+# and (c') of every model, then (d), then the variants.
 for model in $models; do
   run plain "$model" "$tempo" bench --model "$model" --mode plain "${common[@]}"
   run torch-cpu "$model" "$py" "$root/bench/torch_step.py" --model "$model" --batch-size "$batch" \
@@ -193,26 +220,31 @@ for model in $models; do
   run tempo-patch "$model" "$tempo" bench --model "$model" --mode tempo "${worker_flags[@]}" "${common[@]}"
   run tempo-channel "$model" "$tempo" bench --model "$model" --mode tempo --conv-mode channel \
     "${worker_flags[@]}" "${common[@]}"
-  if [[ $model == vit* && $has_attention_in_tee == 1 ]]; then
-    run tempo-attn-tee "$model" "$tempo" bench --model "$model" --mode tempo --attention-in-tee \
-      "${worker_flags[@]}" "${common[@]}"
-  fi
+done
+for model in $models; do
   if [[ $dry == 1 ]]; then
-    skip tempo-channel-tf32 "$model" "DRY_RUN (cpu backend is fp32 only)"
     skip torch-gpu-fp32 "$model" DRY_RUN
     skip torch-gpu-tf32 "$model" DRY_RUN
     continue
-  fi
-  if [[ $has_precision == 1 ]]; then
-    run tempo-channel-tf32 "$model" "$tempo" bench --model "$model" --mode tempo --conv-mode channel \
-      "${worker_flags[@]}" --worker-precision tf32 "${common[@]}"
-  else
-    skip tempo-channel-tf32 "$model" "no --worker-precision flag in this tempo"
   fi
   run torch-gpu-fp32 "$model" "$py" "$root/bench/torch_step.py" --model "$model" --batch-size "$batch" \
     --steps "$((steps * 5))" --warmup "$((warmup + 3))" --device cuda
   run torch-gpu-tf32 "$model" "$py" "$root/bench/torch_step.py" --model "$model" --batch-size "$batch" \
     --steps "$((steps * 5))" --warmup "$((warmup + 3))" --device cuda --tf32
+done
+for model in $models; do
+  if [[ $dry == 1 ]]; then
+    skip tempo-channel-tf32 "$model" "DRY_RUN (cpu backend is fp32 only)"
+  elif [[ $has_precision == 1 ]]; then
+    run tempo-channel-tf32 "$model" "$tempo" bench --model "$model" --mode tempo --conv-mode channel \
+      "${worker_flags[@]}" --worker-precision tf32 "${common[@]}"
+  else
+    skip tempo-channel-tf32 "$model" "no --worker-precision flag in this tempo"
+  fi
+  if [[ $model == vit* && $has_attention_in_tee == 1 ]]; then
+    run tempo-attn-tee "$model" "$tempo" bench --model "$model" --mode tempo --attention-in-tee \
+      "${worker_flags[@]}" "${common[@]}"
+  fi
 done
 
 # --- 4. Summary ---
@@ -292,5 +324,49 @@ print("seconds per training step (median); b/c and b/c_: PyTorch CPU over tempo 
       "(targets 6 and 10)")
 json.dump(res, open(sys.argv[2], "w"), indent=1)
 PY
-say "done: $out/headline.json"
+say "table done: $out/headline.json"
+
+# --- 5. Accuracy: resnet18 on Fashion-MNIST, plain against tempo (CUDA worker, fp32 and tf32) ---
+fmnist=${FMNIST_DIR:-$root/.data/fashion-mnist}
+if [[ -f $fmnist/train-images-idx3-ubyte.gz ]]; then
+  acc=$out/accuracy.jsonl
+  : >"$acc"
+  limit_train=${LIMIT_TRAIN:-20000}
+  [[ $dry == 1 ]] && limit_train=${LIMIT_TRAIN:-512}
+  train=(train --model resnet18 --dataset fashion-mnist --data-dir "$fmnist" --epochs 1
+         --batch-size "${ACC_BATCH:-128}" --limit-train "$limit_train" --threads "$threads" --seed 1
+         --log-every 20)
+  acc_worker=(--worker-backend "$backend")
+  [[ ${worker_flags[0]:-} == --worker ]] && acc_worker=("${worker_flags[@]}")
+  accuracy_run() {  # NAME ARGS...
+    local name=$1 limit line rc
+    shift
+    limit=$(limit_now)
+    if [[ $limit == 0 ]]; then
+      echo "{\"config\":\"$name\",\"skipped\":\"DEADLINE=${deadline}s reached\"}" >>"$acc"
+      say "accuracy $name skipped: DEADLINE"
+      return
+    fi
+    say "accuracy $name (limit ${limit}s): tempo ${train[*]} $*"
+    timeout "$limit" "$tempo" "${train[@]}" "$@" >"$tmp/acc.out" 2>"$tmp/acc.err"
+    rc=$?
+    tail -n 4 "$tmp/acc.err"
+    line=$(grep '^{' "$tmp/acc.out" | tail -n 1)
+    if [[ $rc -ne 0 || -z $line ]]; then
+      echo "{\"config\":\"$name\",\"error\":\"exit $rc\"}" >>"$acc"
+      say "accuracy $name FAILED (exit $rc)"
+      return
+    fi
+    echo "$line" | sed "s/^{/{\"config\":\"$name\",/" >>"$acc"
+    say "accuracy $name: $(echo "$line" | grep -o '"test_accuracy": *[0-9.e-]*')"
+  }
+  accuracy_run plain --mode plain
+  accuracy_run tempo --mode tempo "${acc_worker[@]}"
+  if [[ $dry != 1 && $has_precision == 1 ]]; then
+    accuracy_run tempo-tf32 --mode tempo "${acc_worker[@]}" --worker-precision tf32
+  fi
+else
+  say "no Fashion-MNIST at $fmnist: accuracy runs skipped"
+fi
+say "done"
 ls -l "$out"
