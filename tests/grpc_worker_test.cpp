@@ -133,6 +133,7 @@ TEST(GrpcWorker, RemoteResultsEqualTheEmbeddedWorkersWithRequestsPipelined) {
   EXPECT_EQ(remote.capabilities().backend, "cpu");
   EXPECT_EQ(remote.capabilities().protocol_version, protocol::kProtocolVersion);
   EXPECT_EQ(remote.capabilities().max_tensor_bytes, int64_t{64} << 20);
+  EXPECT_EQ(remote.capabilities().precision, "fp32");
   EXPECT_FALSE(remote.session_id().empty());
   // All submitted before any is awaited: later requests use handles that earlier ones cache.
   std::vector<std::future<Response>> rf, lf;

@@ -11,6 +11,21 @@
 
 namespace tempo::cli {
 
+namespace {
+
+/// A remote worker may compute no coarser than the master accepts (integrity::precision_refusal).
+void require_accepted_precision(const std::string& address, const protocol::Capabilities& caps,
+                                const std::string& accepted) {
+  const std::string why =
+      integrity::precision_refusal(caps.precision, integrity::parse_precision(accepted));
+  if (!why.empty())
+    throw std::invalid_argument("worker " + address + " " + why + ": start it with --precision " +
+                                accepted + ", or pass --worker-precision " + caps.precision +
+                                " to accept its rounding (the checks then tolerate it)");
+}
+
+}  // namespace
+
 void add_train_flags(CLI::App& cmd, train::TrainOptions& o) {
   cmd.add_option("--model", o.model, "mlp | cnn | resnet18 | resnet50 | vit-tiny | vit-s4")
       ->capture_default_str();
@@ -89,7 +104,9 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
                 "Compute backend of the embedded worker: cpu | cuda | cuda:N (docs/gpu.md)")
       ->capture_default_str();
   g->add_option("--worker-precision", f.worker_precision,
-                "Arithmetic of the embedded worker: fp32, or tf32 (cuda only)")
+                "Arithmetic of the embedded worker: fp32, or tf32 (cuda only); the checks "
+                "tolerate that precision's rounding, and remote workers may compute no coarser "
+                "(docs/integrity.md)")
       ->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   g->add_option("--max-cache-bytes", f.max_cache_bytes,
@@ -192,14 +209,19 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
       ro.request_timeout =
           std::chrono::milliseconds(static_cast<int64_t>(f.worker_timeout_s * 1000));
       auto first = std::make_shared<remote::RemoteWorkerChannel>(ro);
+      require_accepted_precision(address, first->capabilities(), f.worker_precision);
       progress.message("tempo: worker " + address + " session " + first->session_id() + " (" +
                        first->capabilities().backend + ", " + first->capabilities().device + ")");
       // A worker that died is re-admitted with a new session when it answers again.
       remote::RemoteWorkerOptions again = ro;
       again.connect_timeout = std::chrono::milliseconds(2000);
-      members.push_back({address, first, [again]() -> std::shared_ptr<WorkerChannel> {
-                           return std::make_shared<remote::RemoteWorkerChannel>(again);
-                         }});
+      members.push_back(
+          {address, first,
+           [again, address, accepted = f.worker_precision]() -> std::shared_ptr<WorkerChannel> {
+             auto channel = std::make_shared<remote::RemoteWorkerChannel>(again);
+             require_accepted_precision(address, channel->capabilities(), accepted);
+             return channel;
+           }});
     }
     worker_kind = (f.workers.size() == 1 ? "remote " + f.workers[0]
                                          : std::to_string(f.workers.size()) + " remote workers") +
@@ -221,6 +243,7 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   policy.keep_head_in_tee = !f.offload_head;
   policy.integrity.rounds = f.verify_rounds;
   policy.integrity.on_failure = integrity::parse_failure_action(f.on_integrity_failure);
+  policy.integrity.precision = integrity::parse_precision(f.worker_precision);
   policy.fallback = offload::parse_fallback(f.fallback);
   policy.pipeline_chunks = f.pipeline_chunks;
   auto engine = std::make_shared<offload::OffloadEngine>(pool, policy);

@@ -70,6 +70,10 @@ struct Capabilities {
   std::string device;   ///< human-readable device name
   int64_t max_cache_bytes = 0;
   int64_t max_tensor_bytes = 0;
+  /// The arithmetic of the backend's products: "fp32", or "tf32" (inputs rounded to a 10-bit
+  /// mantissa). The master checks results against that precision's error bound, and accepts a
+  /// tf32 worker only when told to (--worker-precision tf32).
+  std::string precision = "fp32";
 };
 
 }  // namespace tempo::protocol

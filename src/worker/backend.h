@@ -32,6 +32,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;    ///< "cpu", "cuda:0"
   virtual std::string device() const = 0;  ///< human-readable
+  /// The arithmetic of its products: masters size their checks' tolerance by it (Capabilities).
+  virtual Precision precision() const { return Precision::kFp32; }
 
   /// C = op(A)·op(B) for rank-2 A and B; op transposes when the flag is set.
   virtual BlindedTensor matmul(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,

@@ -87,6 +87,7 @@ protocol::Capabilities Worker::capabilities() const {
   c.device = device_;
   c.max_cache_bytes = limits_.max_cache_bytes;
   c.max_tensor_bytes = limits_.max_tensor_bytes;
+  c.precision = precision_name(backend_->precision());
   return c;
 }
 

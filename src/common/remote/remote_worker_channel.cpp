@@ -149,6 +149,9 @@ RemoteWorkerChannel::RemoteWorkerChannel(RemoteWorkerOptions options)
   capabilities_.device = w.capabilities().device();
   capabilities_.max_cache_bytes = w.capabilities().max_cache_bytes();
   capabilities_.max_tensor_bytes = w.capabilities().max_tensor_bytes();
+  // Workers from before the field computed in fp32 only.
+  capabilities_.precision =
+      w.capabilities().precision().empty() ? "fp32" : w.capabilities().precision();
 
   writer_ = std::thread([this] { write_loop(); });
   reader_ = std::thread([this] { read_loop(); });

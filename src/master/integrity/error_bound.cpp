@@ -23,6 +23,18 @@ const char* to_string(Precision p) {
   return "?";
 }
 
+std::string precision_refusal(const std::string& declared, Precision accepted) {
+  Precision worker;
+  try {
+    worker = parse_precision(declared);
+  } catch (const std::invalid_argument&) {
+    return "declares an unknown precision '" + declared + "'";
+  }
+  if (input_roundoff(worker) <= input_roundoff(accepted)) return "";
+  return std::string("computes in ") + to_string(worker) + ", coarser than the " +
+         to_string(accepted) + " this master accepts";
+}
+
 double input_roundoff(Precision p) {
   switch (p) {
     case Precision::kFp32:

@@ -27,6 +27,12 @@ constexpr double kFp32MinNormal = 0x1p-126;
 /// Unit roundoff of the rounding applied to each input of a product (0 for fp32 inputs).
 double input_roundoff(Precision p);
 
+/// "" when the results of a worker that declares it computes in `declared` ("fp32", "tf32",
+/// "bf16") can be checked under `accepted`'s tolerance, i.e. it rounds no more coarsely; else
+/// why not. Honest results of a coarser worker would fail the checks, and loosening them is the
+/// master's decision, never the worker's.
+std::string precision_refusal(const std::string& declared, Precision accepted);
+
 /// gamma_n = n·u / (1 - n·u) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1);
 /// +infinity once n·u >= 1 (no bound).
 inline double gamma(int64_t n, double u) {

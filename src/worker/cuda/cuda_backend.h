@@ -77,7 +77,7 @@ class CudaBackend final : public Backend {
   void retain(const BlindedTensor& t) override;
   void release(const BlindedTensor& t) override;
 
-  Precision precision() const;
+  Precision precision() const override;
   CudaBackendStats stats() const;
 
  private:

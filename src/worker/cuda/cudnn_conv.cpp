@@ -33,10 +33,30 @@ cudnnMathType_t requested_math(Precision p) {
   return p == Precision::kTf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
 }
 
-/// A search result we may run: it worked, fits the workspace cap and keeps to the precision.
+// Algorithms that compute each output as a sum of the exact products of its inputs (in some
+// order), whose rounding the masters' checks bound (docs/integrity.md: gamma_k per dot product).
+// FFT and Winograd transform the operands first: their error is relative to whole transformed
+// tiles, not to each sum of |products|, so an honest result could fail a check. They are never
+// chosen; what that costs is measured in docs/gpu.md.
+bool sums_products(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
+bool sums_products(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+}
+bool sums_products(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
+/// A search result we may run: it worked, fits the workspace cap, keeps to the precision and
+/// sums products (sums_products).
 template <typename Perf>
 bool acceptable(const Perf& r, Precision p, size_t max_workspace) {
   if (r.status != CUDNN_STATUS_SUCCESS || r.memory > max_workspace) return false;
+  if (!sums_products(r.algo)) return false;
   if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;  // fp16/bf16 inside
   return p == Precision::kTf32 || r.mathType != CUDNN_TENSOR_OP_MATH;
 }

@@ -112,6 +112,7 @@ WorkerService::WorkerService(WorkerOptions options, int max_sessions,
   capabilities_.set_max_cache_bytes(options_.limits.max_cache_bytes);
   capabilities_.set_max_tensor_bytes(options_.limits.max_tensor_bytes);
   capabilities_.set_max_chunk_bytes(kMaxChunkBytes);
+  capabilities_.set_precision(precision_name(backend->precision()));
   for (auto op :
        {protocol::Op::kMatMul, protocol::Op::kBatchedMatMul, protocol::Op::kConvForward,
         protocol::Op::kConvBackwardData, protocol::Op::kConvBackwardWeights, protocol::Op::kFree})
