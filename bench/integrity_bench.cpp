@@ -10,6 +10,7 @@
 #include "master/core/random.h"
 #include "master/crypto/patch_conv_obfuscator.h"
 #include "master/integrity/product_check.h"
+#include "master/integrity/conv_check.h"
 #include "master/integrity/projection.h"
 
 namespace {
@@ -107,6 +108,34 @@ BENCHMARK(BM_ProjectPatchMatrix)
     ->ArgsProduct({{256}, {8}, {0, 1}})
     ->Args({512, 4, 0})
     ->UseRealTime();
+
+// The three checks of one channel-mode convolution (forward, backward-data, backward-weights;
+// t = 1): projections of X, W, dY and the results over batch and channels, and the small
+// convolutions in the TEE. A 3x3 same conv, batch 128, C = O channels on an HxW image: resnet50's
+// layer-1 and layer-3 shapes at 32x32 inputs. Bytes: X, W, Y, dY, dX and dW once each.
+void BM_ChannelConvChecks(benchmark::State& state) {
+  const int64_t c = state.range(0), hw = state.range(1), n = 128;
+  auto blinded = [](const tempo::Shape& s) {
+    tempo::BlindedTensor t = tempo::BlindedTensor::allocate(s);
+    const std::vector<float> v = random_floats(s.numel());
+    std::copy(v.begin(), v.end(), t.mutable_data());
+    return t;
+  };
+  const tempo::BlindedTensor x = blinded({n, c, hw, hw}), w = blinded({c, c, 3, 3});
+  const tempo::BlindedTensor y = blinded({n, c, hw, hw}), dy = blinded({n, c, hw, hw});
+  const tempo::BlindedTensor dx = blinded({n, c, hw, hw}), dw = blinded({c, c, 3, 3});
+  const tempo::protocol::ConvParams p{1, 1, 1, 1};
+  for (auto _ : state) {
+    // Random data fails the checks; the work is the same either way.
+    benchmark::DoNotOptimize(tempo::integrity::check_conv_forward(x, w, p, y, 1).worst_ratio);
+    benchmark::DoNotOptimize(
+        tempo::integrity::check_conv_backward_data(dy, w, p, dx, 1).worst_ratio);
+    benchmark::DoNotOptimize(
+        tempo::integrity::check_conv_backward_weights(x, dy, p, dw, 1).worst_ratio);
+  }
+  state.SetBytesProcessed(state.iterations() * (4 * x.numel() + 2 * w.numel()) * 4);
+}
+BENCHMARK(BM_ChannelConvChecks)->Args({64, 32})->Args({256, 8})->UseRealTime();
 
 // Freivalds' check of a batched product, t = 1: preparing it (the operands' projections, one
 // per batch entry) and verifying a result. vit-tiny's attention at 32x32 inputs and batch 64

@@ -108,6 +108,10 @@ TEST(IntegritySoundness, HonestConvolutionsNeverFail) {
   for (const Case& t : std::vector<Case>{{2, 3, 8, 4, 3, 1, 1},
                                          {4, 16, 16, 32, 3, 2, 1},
                                          {8, 64, 8, 64, 3, 1, 1},
+                                         // Narrow planes, many of them: the projections split
+                                         // rows over the threads (conv_check.cpp).
+                                         {8, 64, 8, 128, 3, 1, 1},
+                                         {16, 128, 8, 64, 3, 1, 1},
                                          {3, 8, 9, 5, 1, 1, 0},
                                          {2, 5, 11, 3, 5, 2, 2}}) {
     const protocol::ConvParams p{t.stride, t.stride, t.pad, t.pad};
@@ -136,6 +140,18 @@ TEST(IntegritySoundness, ToleranceGrowsWithInputRounding) {
   EXPECT_GT(dot_relative_bound(1000, Precision::kTf32), 2 * 0x1p-11);
   EXPECT_GT(dot_relative_bound(1000, Precision::kBf16), 2 * 0x1p-8);
   EXPECT_LT(dot_relative_bound(1000, Precision::kBf16), 2.1 * 0x1p-8 + 1000 * 0x1p-23);
+}
+
+TEST(IntegritySoundness, WorkersComputingCoarserThanTheMasterAcceptsAreRefused) {
+  EXPECT_EQ(precision_refusal("fp32", Precision::kFp32), "");
+  EXPECT_EQ(precision_refusal("fp32", Precision::kTf32), "");  // finer than accepted: fine
+  EXPECT_EQ(precision_refusal("tf32", Precision::kTf32), "");
+  EXPECT_EQ(precision_refusal("tf32", Precision::kFp32),
+            "computes in tf32, coarser than the fp32 this master accepts");
+  EXPECT_EQ(precision_refusal("bf16", Precision::kTf32),
+            "computes in bf16, coarser than the tf32 this master accepts");
+  EXPECT_EQ(precision_refusal("fp8", Precision::kBf16), "declares an unknown precision 'fp8'");
+  EXPECT_EQ(precision_refusal("", Precision::kBf16), "declares an unknown precision ''");
 }
 
 /// Detection over `trials` corrupted results of one fault mode on small products: the fraction

@@ -1,6 +1,9 @@
 #include "master/integrity/conv_check.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -16,34 +19,66 @@ namespace {
 
 using Vec = std::vector<double>;
 
-/// out[r] = Σ_p coef[p]·t[p,r] and out_abs[r] = Σ_p |t[p,r]| (out_abs may be null): one pass.
-void reduce_first(const float* t, int64_t P, int64_t R, const double* coef, double* out,
-                  double* out_abs) {
-  constexpr int64_t kChunk = 1024;
-  const int64_t chunks = (R + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (P * R >= kParallelElements && chunks > 1)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t r0 = ch * kChunk, n = std::min(kChunk, R - r0);
-    std::fill(out + r0, out + r0 + n, 0.0);
-    if (out_abs) std::fill(out_abs + r0, out_abs + r0 + n, 0.0);
-    for (int64_t p = 0; p < P; ++p) {
-      const float* row = t + p * R + r0;
-      const double c = coef[p];
-      double* o = out + r0;
+/// Rows [p0, p1) of reduce_first, columns [r0, r0 + n), added into out and out_abs.
+void accumulate_rows(const float* t, int64_t p0, int64_t p1, int64_t R, int64_t r0, int64_t n,
+                     const double* coef, double* out, double* out_abs) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* row = t + p * R + r0;
+    const double c = coef[p];
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) o[i] += c * static_cast<double>(row[i]);
-      if (out_abs) {
-        double* oa = out_abs + r0;
+    for (int64_t i = 0; i < n; ++i) out[i] += c * static_cast<double>(row[i]);
+    if (out_abs) {
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) oa[i] += std::fabs(static_cast<double>(row[i]));
-      }
+      for (int64_t i = 0; i < n; ++i) out_abs[i] += std::fabs(static_cast<double>(row[i]));
     }
   }
 }
 
-/// t [P,Q,S] -> out [P,S] = Σ_q coef[q]·t[p,q,s] (and the absolute sums).
+/// out[r] = Σ_p coef[p]·t[p,r] and out_abs[r] = Σ_p |t[p,r]| (out_abs may be null): one pass.
+/// Wide tensors split their columns over the threads; narrow ones (a channel-mode activation
+/// seen as N·C rows of H·W) split their rows, each thread summing into partials of its own, so
+/// that no full pass over an activation runs on one thread. The check's tolerance holds for
+/// any summation order.
+void reduce_first(const float* t, int64_t P, int64_t R, const double* coef, double* out,
+                  double* out_abs) {
+  constexpr int64_t kChunk = 1024;
+  const int64_t chunks = (R + kChunk - 1) / kChunk;
+  const int64_t threads =
+      P * R >= kParallelElements && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  if (chunks >= threads || P < 2 * threads) {
+#pragma omp parallel for schedule(static) if (threads > 1 && chunks > 1)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t r0 = ch * kChunk, n = std::min(kChunk, R - r0);
+      std::fill(out + r0, out + r0 + n, 0.0);
+      if (out_abs) std::fill(out_abs + r0, out_abs + r0 + n, 0.0);
+      accumulate_rows(t, 0, P, R, r0, n, coef, out + r0, out_abs ? out_abs + r0 : nullptr);
+    }
+    return;
+  }
+  const int64_t blocks = threads, lanes = out_abs ? 2 : 1;
+  std::vector<double> partial(static_cast<size_t>(blocks * lanes * R), 0.0);
+#pragma omp parallel for schedule(static) num_threads(static_cast <int>(threads))
+  for (int64_t b = 0; b < blocks; ++b) {
+    double* o = partial.data() + b * lanes * R;
+    for (int64_t r0 = 0; r0 < R; r0 += kChunk)
+      accumulate_rows(t, P * b / blocks, P * (b + 1) / blocks, R, r0, std::min(kChunk, R - r0),
+                      coef, o + r0, out_abs ? o + R + r0 : nullptr);
+  }
+  std::fill(out, out + R, 0.0);
+  if (out_abs) std::fill(out_abs, out_abs + R, 0.0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const double* o = partial.data() + b * lanes * R;
+    for (int64_t r = 0; r < R; ++r) out[r] += o[r];
+    if (out_abs)
+      for (int64_t r = 0; r < R; ++r) out_abs[r] += o[R + r];
+  }
+}
+
+/// t [P,Q,S] -> out [P,S] = Σ_q coef[q]·t[p,q,s] (and the absolute sums); the P slices in
+/// parallel when each is too narrow to split.
 void reduce_middle(const float* t, int64_t P, int64_t Q, int64_t S, const double* coef, double* out,
                    double* out_abs) {
+#pragma omp parallel for schedule(static) if (P * Q * S >= kParallelElements && P > 1)
   for (int64_t p = 0; p < P; ++p)
     reduce_first(t + p * Q * S, Q, S, coef, out + p * S, out_abs ? out_abs + p * S : nullptr);
 }
@@ -78,13 +113,13 @@ CheckOutcome wrong_shape(const BlindedTensor& got, const Shape& expected) {
 /// Compares the projected result with the TEE's small convolution, value by value.
 /// `projected`, `projected_abs`: the result's projection and absolute sums; `reference`,
 /// `reference_abs`: the small convolution on the projected operands and on their absolute sums.
-void compare(const Vec& projected, const Vec& projected_abs, const Vec& reference,
-             const Vec& reference_abs, int64_t inner, int64_t projected_terms, Precision precision,
-             int round, const char* what, CheckOutcome* out) {
+void compare(const double* projected, const double* projected_abs, const double* reference,
+             const double* reference_abs, int64_t size, int64_t inner, int64_t projected_terms,
+             Precision precision, int round, const char* what, CheckOutcome* out) {
   const double g = dot_relative_bound(inner, precision);
   const double floor = static_cast<double>(projected_terms) * dot_absolute_bound(inner);
   const double check = 2.0 * gamma(projected_terms + inner + 4, kCheckRoundoff);
-  for (size_t s = 0; s < projected.size(); ++s) {
+  for (int64_t s = 0; s < size; ++s) {
     const double tau = g * reference_abs[s] + floor + check * (projected_abs[s] + reference_abs[s]);
     const double z = std::fabs(projected[s] - reference[s]);
     double ratio;
@@ -98,14 +133,33 @@ void compare(const Vec& projected, const Vec& projected_abs, const Vec& referenc
       out->worst_ratio = ratio;
       if (ratio > 1.0) {
         char buf[200];
-        std::snprintf(buf, sizeof buf,
-                      "%s value %zu, round %d: projected discrepancy %.3g, tolerance %.3g (%.3g x)",
-                      what, s, round + 1, z, tau, ratio);
+        std::snprintf(
+            buf, sizeof buf,
+            "%s value %lld, round %d: projected discrepancy %.3g, tolerance %.3g (%.3g x)", what,
+            static_cast<long long>(s), round + 1, z, tau, ratio);
         out->reason = buf;
       }
     }
   }
   out->passed = out->worst_ratio <= 1.0;
+}
+
+/// `sizes.size()` arrays of the given lengths, carved from a per-thread scratch buffer that is
+/// reused from check to check: a channel-mode check at batch 128 needs megabytes of them, which
+/// fresh vectors would zero and fault in every time. Their contents start undefined.
+template <size_t kArrays>
+std::array<double*, kArrays> scratch(const std::array<int64_t, kArrays>& sizes) {
+  thread_local std::vector<double> buffer;
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  if (buffer.size() < static_cast<size_t>(total)) buffer.resize(static_cast<size_t>(total));
+  std::array<double*, kArrays> arrays{};
+  double* next = buffer.data();
+  for (size_t i = 0; i < kArrays; ++i) {
+    arrays[i] = next;
+    next += sizes[i];
+  }
+  return arrays;
 }
 
 void check_rounds(int rounds) {
@@ -129,23 +183,24 @@ CheckOutcome check_conv_forward(const BlindedTensor& x, const BlindedTensor& w,
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  Vec xt(C * HW), xa(C * HW), wt(C * K), wa(C * K), yt(S), ya(S), ref(S), ref_abs(S);
+  const auto [xt, xa, wt, wa, yt, ya, ref, ref_abs] =
+      scratch<8>({C * HW, C * HW, C * K, C * K, S, S, S, S});
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, N), b = random_signs(rng, O);
     const bool first = r == 0;
-    reduce_first(x.data(), N, C * HW, a.data(), xt.data(), first ? xa.data() : nullptr);
-    reduce_first(w.data(), O, C * K, b.data(), wt.data(), first ? wa.data() : nullptr);
+    reduce_first(x.data(), N, C * HW, a.data(), xt, first ? xa : nullptr);
+    reduce_first(w.data(), O, C * K, b.data(), wt, first ? wa : nullptr);
     Vec ab(N * O);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t o = 0; o < O; ++o) ab[n * O + o] = a[n] * b[o];
-    reduce_first(y.data(), N * O, S, ab.data(), yt.data(), first ? ya.data() : nullptr);
-    std::fill(ref.begin(), ref.end(), 0.0);
-    if (first) std::fill(ref_abs.begin(), ref_abs.end(), 0.0);
+    reduce_first(y.data(), N * O, S, ab.data(), yt, first ? ya : nullptr);
+    std::fill(ref, ref + S, 0.0);
+    if (first) std::fill(ref_abs, ref_abs + S, 0.0);
     for_each_tap(C, H, W, Ho, Wo, kh, kw, conv, [&](int64_t c, int64_t in, int64_t o, int64_t k) {
       ref[o] += xt[c * HW + in] * wt[c * K + k];
       if (first) ref_abs[o] += xa[c * HW + in] * wa[c * K + k];
     });
-    compare(yt, ya, ref, ref_abs, C * K, N * O, precision, r, "conv forward", &out);
+    compare(yt, ya, ref, ref_abs, S, C * K, N * O, precision, r, "conv forward", &out);
   }
   return out;
 }
@@ -166,23 +221,24 @@ CheckOutcome check_conv_backward_data(const BlindedTensor& dy, const BlindedTens
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  Vec gt(O * S), ga(O * S), wt(O * K), wa(O * K), xt(HW), xa(HW), ref(HW), ref_abs(HW);
+  const auto [gt, ga, wt, wa, xt, xa, ref, ref_abs] =
+      scratch<8>({O * S, O * S, O * K, O * K, HW, HW, HW, HW});
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, N), b = random_signs(rng, C);
     const bool first = r == 0;
-    reduce_first(dy.data(), N, O * S, a.data(), gt.data(), first ? ga.data() : nullptr);
-    reduce_middle(w.data(), O, C, K, b.data(), wt.data(), first ? wa.data() : nullptr);
+    reduce_first(dy.data(), N, O * S, a.data(), gt, first ? ga : nullptr);
+    reduce_middle(w.data(), O, C, K, b.data(), wt, first ? wa : nullptr);
     Vec ab(N * C);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) ab[n * C + c] = a[n] * b[c];
-    reduce_first(dx.data(), N * C, HW, ab.data(), xt.data(), first ? xa.data() : nullptr);
-    std::fill(ref.begin(), ref.end(), 0.0);
-    if (first) std::fill(ref_abs.begin(), ref_abs.end(), 0.0);
+    reduce_first(dx.data(), N * C, HW, ab.data(), xt, first ? xa : nullptr);
+    std::fill(ref, ref + HW, 0.0);
+    if (first) std::fill(ref_abs, ref_abs + HW, 0.0);
     for_each_tap(O, H, W, Ho, Wo, kh, kw, conv, [&](int64_t o, int64_t in, int64_t p, int64_t k) {
       ref[in] += gt[o * S + p] * wt[o * K + k];
       if (first) ref_abs[in] += ga[o * S + p] * wa[o * K + k];
     });
-    compare(xt, xa, ref, ref_abs, O * K, N * C, precision, r, "conv backward-data", &out);
+    compare(xt, xa, ref, ref_abs, HW, O * K, N * C, precision, r, "conv backward-data", &out);
   }
   return out;
 }
@@ -203,23 +259,24 @@ CheckOutcome check_conv_backward_weights(const BlindedTensor& x, const BlindedTe
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  Vec xt(N * HW), xa(N * HW), gt(N * S), ga(N * S), wt(K), wa(K), ref(K), ref_abs(K);
+  const auto [xt, xa, gt, ga, wt, wa, ref, ref_abs] =
+      scratch<8>({N * HW, N * HW, N * S, N * S, K, K, K, K});
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, C), b = random_signs(rng, O);
     const bool first = r == 0;
-    reduce_middle(x.data(), N, C, HW, a.data(), xt.data(), first ? xa.data() : nullptr);
-    reduce_middle(dy.data(), N, O, S, b.data(), gt.data(), first ? ga.data() : nullptr);
+    reduce_middle(x.data(), N, C, HW, a.data(), xt, first ? xa : nullptr);
+    reduce_middle(dy.data(), N, O, S, b.data(), gt, first ? ga : nullptr);
     Vec ba(O * C);
     for (int64_t o = 0; o < O; ++o)
       for (int64_t c = 0; c < C; ++c) ba[o * C + c] = b[o] * a[c];
-    reduce_first(dw.data(), O * C, K, ba.data(), wt.data(), first ? wa.data() : nullptr);
-    std::fill(ref.begin(), ref.end(), 0.0);
-    if (first) std::fill(ref_abs.begin(), ref_abs.end(), 0.0);
+    reduce_first(dw.data(), O * C, K, ba.data(), wt, first ? wa : nullptr);
+    std::fill(ref, ref + K, 0.0);
+    if (first) std::fill(ref_abs, ref_abs + K, 0.0);
     for_each_tap(N, H, W, Ho, Wo, kh, kw, conv, [&](int64_t n, int64_t in, int64_t p, int64_t k) {
       ref[k] += gt[n * S + p] * xt[n * HW + in];
       if (first) ref_abs[k] += ga[n * S + p] * xa[n * HW + in];
     });
-    compare(wt, wa, ref, ref_abs, N * S, O * C, precision, r, "conv backward-weights", &out);
+    compare(wt, wa, ref, ref_abs, K, N * S, O * C, precision, r, "conv backward-weights", &out);
   }
   return out;
 }
