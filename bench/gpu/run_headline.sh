@@ -25,6 +25,8 @@
 #      DEADLINE (seconds from the start, 0: none): no configuration runs past it (each one's limit
 #               shrinks to what is left; one with under 20 s left is skipped), so a lease's end
 #               never cuts a run short without a record
+#      ONLY="MODEL:CONFIG ..."  run only these (e.g. "resnet50:tempo-channel acc:tempo-tf32"; the
+#               accuracy runs are acc:plain, acc:tempo, acc:tempo-tf32), for a short re-run
 #      KEEP_GOING=1  run the table even when cuda_backend_test fails (default: stop there, so a
 #               broken backend costs a short lease, not a whole one)
 #      FMNIST_DIR  Fashion-MNIST's four .gz files (default $root/.data/fashion-mnist, if there):
@@ -48,6 +50,8 @@ else
 fi
 cfg_timeout=${CFG_TIMEOUT:-150}
 deadline=${DEADLINE:-0}
+only=${ONLY:-}
+selected() { [[ -z $only || " $only " == *" $1 "* ]]; }
 tmp=$(mktemp -d)
 worker_pid=""
 trap '[[ -n $worker_pid ]] && kill "$worker_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -146,6 +150,7 @@ gpu_sample_stop() {  # prints the peak MiB in use, or null
 run() {
   local name=$1 model=$2
   shift 2
+  selected "$model:$name" || return 0
   local limit
   limit=$(limit_now)
   if [[ $limit == 0 ]]; then skip "$name" "$model" "DEADLINE=${deadline}s reached"; return; fi
@@ -341,6 +346,7 @@ if [[ -f $fmnist/train-images-idx3-ubyte.gz ]]; then
   accuracy_run() {  # NAME ARGS...
     local name=$1 limit line rc
     shift
+    selected "acc:$name" || return 0
     limit=$(limit_now)
     if [[ $limit == 0 ]]; then
       echo "{\"config\":\"$name\",\"skipped\":\"DEADLINE=${deadline}s reached\"}" >>"$acc"
