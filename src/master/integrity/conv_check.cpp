@@ -183,8 +183,12 @@ CheckOutcome check_conv_forward(const BlindedTensor& x, const BlindedTensor& w,
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  const auto [xt, xa, wt, wa, yt, ya, ref, ref_abs] =
-      scratch<8>({C * HW, C * HW, C * K, C * K, S, S, S, S});
+  // Named pointers rather than structured bindings: the lambda below captures them.
+  const std::array<double*, 8> buffers = scratch<8>({C * HW, C * HW, C * K, C * K, S, S, S, S});
+  double *const xt = buffers[0], *const xa = buffers[1], *const wt = buffers[2],
+                *const wa = buffers[3];
+  double *const yt = buffers[4], *const ya = buffers[5], *const ref = buffers[6],
+                *const ref_abs = buffers[7];
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, N), b = random_signs(rng, O);
     const bool first = r == 0;
@@ -221,8 +225,12 @@ CheckOutcome check_conv_backward_data(const BlindedTensor& dy, const BlindedTens
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  const auto [gt, ga, wt, wa, xt, xa, ref, ref_abs] =
-      scratch<8>({O * S, O * S, O * K, O * K, HW, HW, HW, HW});
+  // Named pointers rather than structured bindings: the lambda below captures them.
+  const std::array<double*, 8> buffers = scratch<8>({O * S, O * S, O * K, O * K, HW, HW, HW, HW});
+  double *const gt = buffers[0], *const ga = buffers[1], *const wt = buffers[2],
+                *const wa = buffers[3];
+  double *const xt = buffers[4], *const xa = buffers[5], *const ref = buffers[6],
+                *const ref_abs = buffers[7];
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, N), b = random_signs(rng, C);
     const bool first = r == 0;
@@ -259,8 +267,12 @@ CheckOutcome check_conv_backward_weights(const BlindedTensor& x, const BlindedTe
   crypto::Csprng rng;
   CheckOutcome out;
   const int64_t HW = H * W, K = kh * kw, S = Ho * Wo;
-  const auto [xt, xa, gt, ga, wt, wa, ref, ref_abs] =
-      scratch<8>({N * HW, N * HW, N * S, N * S, K, K, K, K});
+  // Named pointers rather than structured bindings: the lambda below captures them.
+  const std::array<double*, 8> buffers = scratch<8>({N * HW, N * HW, N * S, N * S, K, K, K, K});
+  double *const xt = buffers[0], *const xa = buffers[1], *const gt = buffers[2],
+                *const ga = buffers[3];
+  double *const wt = buffers[4], *const wa = buffers[5], *const ref = buffers[6],
+                *const ref_abs = buffers[7];
   for (int r = 0; r < rounds; ++r) {
     const Vec a = random_signs(rng, C), b = random_signs(rng, O);
     const bool first = r == 0;
