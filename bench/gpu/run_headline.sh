@@ -305,6 +305,19 @@ for m in dict.fromkeys(r["model"] for r in rows):
                 "d2h_with_copy_out": cs["d2h_seconds"] / n,
                 "tee_and_idle (median step - worker busy)": r["median_step_seconds"] - busy,
                 "gpu_pool_peak_mib": cs["pool_peak_bytes"] / 2**20}
+        t = r.get("traffic")
+        if t and "seconds" in t:
+            # The master's side (totals over warm-up and timed steps, as the counters above):
+            # blinding, waiting for the worker (its busy time and the checks not overlapped
+            # with it), unblinding; the rest of the median step is non-linear layers, optimizer.
+            n = r.get("steps", 1) + int(sys.argv[8])
+            ts = t["seconds"]
+            m_ = {"blind": ts.get("blind", 0) / n, "wait": ts.get("wait", 0) / n,
+                  "unblind": ts.get("unblind", 0) / n,
+                  "checks (partly within wait)": r.get("integrity_check_seconds", 0) / n}
+            m_["rest (median step - blind - wait - unblind)"] = (
+                r["median_step_seconds"] - m_["blind"] - m_["wait"] - m_["unblind"])
+            e[c]["master_mean_per_step_s"] = m_
     med = lambda c: e.get(c, {}).get("median_step_s")
     if med("torch-cpu") and med("tempo-patch"):
         e["speedup_torch_cpu_over_tempo_patch"] = med("torch-cpu") / med("tempo-patch")
@@ -325,6 +338,10 @@ for m in dict.fromkeys(r["model"] for r in rows):
             if b:
                 print(f"{'':9s}     per step: " + ", ".join(
                     f"{k} {v:.3f}" + ("" if "mib" in k else " s") for k, v in b.items()))
+            b = e[c].get("master_mean_per_step_s")
+            if b:
+                print(f"{'':9s}     master per step: " + ", ".join(
+                    f"{k} {v:.3f} s" for k, v in b.items()))
 print("seconds per training step (median); b/c and b/c_: PyTorch CPU over tempo patch / channel "
       "(targets 6 and 10)")
 json.dump(res, open(sys.argv[2], "w"), indent=1)
