@@ -250,6 +250,10 @@ for model in $models; do
     run tempo-attn-tee "$model" "$tempo" bench --model "$model" --mode tempo --attention-in-tee \
       "${worker_flags[@]}" "${common[@]}"
   fi
+  # (c) with each product split in 4 shards: blinding, transfer, GPU and unblinding of
+  # consecutive shards overlap (the worker runs on its own thread); W' travels once per shard.
+  run tempo-patch-pipe4 "$model" "$tempo" bench --model "$model" --mode tempo --pipeline-chunks 4 \
+    "${worker_flags[@]}" "${common[@]}"
 done
 
 # --- 4. Summary ---
@@ -268,7 +272,7 @@ res = {"dry_run": sys.argv[5] == "1", "cuda_backend_test_exit": int(sys.argv[6])
        "models": {}}
 labels = [("plain", "(a) plain"), ("torch-cpu", "(b) torch cpu"), ("tempo-patch", "(c) tempo"),
           ("tempo-channel", "(c') channel"), ("tempo-channel-tf32", "(c') tf32"),
-          ("tempo-attn-tee", "(c'') attn TEE"),
+          ("tempo-attn-tee", "(c'') attn TEE"), ("tempo-patch-pipe4", "(c) 4 chunks"),
           ("torch-gpu-fp32", "(d) gpu fp32"), ("torch-gpu-tf32", "(d) gpu tf32")]
 print(f"{'model':9s} " + " ".join(f"{l:>13s}" for _, l in labels) + f" {'b/c':>6s} {'b/c_':>6s}")
 for m in dict.fromkeys(r["model"] for r in rows):
@@ -330,7 +334,8 @@ for m in dict.fromkeys(r["model"] for r in rows):
     sp = lambda k: f"{e[k]:6.2f}" if k in e else f"{'-':>6s}"
     print(f"{m:9s} " + " ".join(cell(c) for c, _ in labels) + " "
           + sp("speedup_torch_cpu_over_tempo_patch") + " " + sp("speedup_torch_cpu_over_tempo_channel"))
-    for c in ("plain", "tempo-patch", "tempo-channel", "tempo-channel-tf32", "tempo-attn-tee"):
+    for c in ("plain", "tempo-patch", "tempo-channel", "tempo-channel-tf32", "tempo-attn-tee",
+              "tempo-patch-pipe4"):
         if med(c):
             print(f"{'':9s}   {c}: peak RSS {e[c]['peak_rss_mib']:.0f} MiB, GPU peak "
                   f"{e[c]['gpu_peak_mib']} MiB (nvidia-smi, whole device)")
