@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -329,6 +330,26 @@ TEST(GrpcWorker, MutualTlsServesCertifiedClientsAndRejectsOthers) {
 
 // --- `tempo worker` as a child process, driven by `tempo train` ---
 
+/// The startup log of `tempo worker --listen 127.0.0.1:0` run with the environment prefix `env`.
+std::string worker_startup_log(const std::string& env) {
+  std::string out;
+  FILE* p = popen(("env " + env + " timeout -s TERM 2 " + std::string(TEMPO_BINARY) +
+                   " worker --listen 127.0.0.1:0 2>&1")
+                      .c_str(),
+                  "r");
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  pclose(p);
+  return out;
+}
+
+TEST(GrpcWorker, TempoWorkerSleepsWhenIdleUnlessOmpWaitPolicyIsSet) {
+  EXPECT_NE(worker_startup_log("-u OMP_WAIT_POLICY").find("OpenMP waits passive)"),
+            std::string::npos);
+  EXPECT_NE(worker_startup_log("OMP_WAIT_POLICY=active").find("OpenMP waits active)"),
+            std::string::npos);
+}
+
 TEST(GrpcWorker, TrainingThroughATempoWorkerProcessFollowsTheEmbeddedLossCurve) {
   Child w = start_worker("--threads 1");
   ASSERT_FALSE(w.address.empty()) << "tempo worker did not start";
@@ -344,6 +365,11 @@ TEST(GrpcWorker, TrainingThroughATempoWorkerProcessFollowsTheEmbeddedLossCurve) 
   ASSERT_EQ(rs, 0) << rout;
   ASSERT_EQ(es, 0) << eout;
   EXPECT_NE(rout.find("\"worker\":\"remote " + w.address), std::string::npos) << rout;
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    // A master whose worker shares its cores restarts itself with idle threads that sleep.
+    EXPECT_NE(rout.find("\"omp_wait_policy\":\"passive\""), std::string::npos) << rout;
+    EXPECT_NE(eout.find("\"omp_wait_policy\":\"default\""), std::string::npos) << eout;
+  }
   const auto r = losses(d / "remote.jsonl"), e = losses(d / "embedded.jsonl");
   ASSERT_EQ(r.size(), 4u);
   ASSERT_EQ(e.size(), r.size());

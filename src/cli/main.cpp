@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/omp_wait_policy.h"
 #include "master/nn/compute.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (const std::string why = tempo::cli::passive_omp_reason(commands); !why.empty())
+    tempo::cli::restart_with_passive_omp_waits(argv, why);
   try {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();

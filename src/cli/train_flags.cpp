@@ -2,6 +2,7 @@
 
 #include "cli/record_view_steps.h"
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "cli/privacy_report.h"
@@ -273,6 +274,9 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     int offloaded = 0;
     for (const auto& p : *placement) offloaded += p.offloaded;
     j["offloaded_layers"] = offloaded;
+    const char* omp_wait =
+        std::getenv("OMP_WAIT_POLICY");  // NOLINT(concurrency-mt-unsafe): read-only
+    j["omp_wait_policy"] = omp_wait ? omp_wait : "default";
     j["traffic"] = engine->stats().to_json(f.traffic_report);
     j.update(engine->integrity().to_json());  // integrity_checks, integrity_failures, ...
     if (embedded) {

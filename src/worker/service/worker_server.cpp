@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 
@@ -14,6 +15,13 @@
 namespace tempo::worker::service {
 
 namespace {
+
+// `tempo worker` restarts itself with OMP_WAIT_POLICY=passive unless the variable was set
+// (cli/omp_wait_policy.h); the log says which policy its threads run under.
+std::string omp_wait_policy() {
+  const char* v = std::getenv("OMP_WAIT_POLICY");  // NOLINT(concurrency-mt-unsafe): read-only
+  return v ? std::string(v) : "libgomp's default (spin, then sleep)";
+}
 
 void log_to_stderr(const std::string& line) {
   static std::mutex mu;
@@ -75,7 +83,8 @@ WorkerServer::WorkerServer(ServerOptions options) : options_(std::move(options))
   options_.log("listening on " + address() + " (backend " + options_.worker.backend + ", max " +
                std::to_string(options_.max_sessions) + " sessions, " +
                format_bytes(options_.worker.limits.max_cache_bytes) + " cache and " +
-               format_bytes(options_.worker.limits.max_tensor_bytes) + " per tensor per session)");
+               format_bytes(options_.worker.limits.max_tensor_bytes) +
+               " per tensor per session, OpenMP waits " + omp_wait_policy() + ")");
 }
 
 WorkerServer::~WorkerServer() { shutdown(); }
