@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -294,6 +295,35 @@ TEST(WorkerPool, ADeadWorkerIsReadmittedWithANewSessionWhenItAnswersAgain) {
   EXPECT_TRUE(q.get().ok);
   EXPECT_EQ(fresh->received(), 1);
   EXPECT_EQ(pool.counters().readmissions, 1);
+}
+
+TEST(WorkerPool, WhyADeadWorkerIsNotReadmittedIsLoggedOncePerReason) {
+  auto dead = std::make_shared<KillableChannel>();
+  std::atomic<int> attempts{0};
+  std::vector<WorkerPool::Member> m;
+  m.push_back({"w0", dead, [&]() -> std::shared_ptr<WorkerChannel> {
+                 throw std::runtime_error(++attempts < 4 ? "connection refused"
+                                                         : "computes in bf16, coarser than fp32");
+               }});
+  std::mutex mu;
+  std::vector<std::string> lines;
+  WorkerPoolOptions opt;
+  opt.readmit_interval = std::chrono::milliseconds(5);
+  opt.log = [&](const std::string& l) {
+    std::lock_guard lock(mu);
+    lines.push_back(l);
+  };
+  WorkerPool pool(std::move(m), opt);
+  dead->kill();
+  EXPECT_TRUE(
+      pool.submit(matmul(random_blinded({2, 2}, 1), random_blinded({2, 2}, 2))).get().unavailable);
+  for (int i = 0; i < 500 && attempts < 8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(attempts, 8);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "worker w0 not re-admitted: connection refused");
+  EXPECT_EQ(lines[1], "worker w0 not re-admitted: computes in bf16, coarser than fp32");
 }
 
 TEST(WorkerPool, AQuarantinedWorkerGetsNoFurtherRequest) {

@@ -2,6 +2,7 @@
 
 #include "cli/record_view_steps.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -228,7 +229,11 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
                                          : std::to_string(f.workers.size()) + " remote workers") +
                   (tls.enabled() ? " (mutual TLS)" : " (plaintext)");
   }
-  auto pool = std::make_shared<offload::WorkerPool>(std::move(members));
+  offload::WorkerPoolOptions pool_options;
+  pool_options.log = [](const std::string& line) {
+    std::fprintf(stderr, "tempo: %s\n", line.c_str());
+  };
+  auto pool = std::make_shared<offload::WorkerPool>(std::move(members), pool_options);
   if (o.checkpoint_dir.empty() && f.fallback == "stop" && !f.workers.empty())
     progress.message(
         "tempo: note: without --checkpoint-dir, losing every worker stops the run "

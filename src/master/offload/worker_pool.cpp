@@ -258,13 +258,22 @@ void WorkerPool::readmit_loop() {
       Connector connect = members_[i].reconnect;
       lock.unlock();
       std::shared_ptr<WorkerChannel> fresh;
+      std::string refusal;
       try {
         fresh = connect();
-      } catch (const std::exception&) {
-        fresh = nullptr;  // still down; try again later
+      } catch (const std::exception& e) {
+        refusal = e.what();  // still down, or refused; try again later
       }
       lock.lock();
+      if (!refusal.empty() && refusal != members_[i].last_refusal) {
+        members_[i].last_refusal = refusal;
+        const std::string line = "worker " + members_[i].name + " not re-admitted: " + refusal;
+        lock.unlock();
+        if (options_.log) options_.log(line);
+        lock.lock();
+      }
       if (!fresh || members_[i].state != State::kDead) continue;
+      members_[i].last_refusal.clear();
       std::shared_ptr<WorkerChannel> old = std::move(members_[i].channel);
       members_[i].channel = std::move(fresh);
       members_[i].state = State::kLive;

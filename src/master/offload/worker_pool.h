@@ -25,6 +25,9 @@ struct WorkerPoolOptions {
   /// (blinded tensors share storage), but keeps the blinded operands alive in the master's memory
   /// until the backward pass frees them.
   bool keep_operands_for_failover = true;
+  /// Told why a dead worker was not re-admitted (unreachable, or refused: e.g. it now computes
+  /// more coarsely than the master accepts), once per worker for each new reason.
+  std::function<void(const std::string&)> log;
 };
 
 /// The workers of one master. Requests go to a worker chosen by the caller (a hint) unless they
@@ -115,7 +118,8 @@ class WorkerPool {
     std::chrono::steady_clock::time_point last_done{};
     int64_t answered = 0;
     std::string last_error;
-    uint64_t generation = 0;  ///< bumped by each re-admission (a new session)
+    std::string last_refusal;  ///< why its latest re-admission failed (logged once)
+    uint64_t generation = 0;   ///< bumped by each re-admission (a new session)
   };
   struct Cached {
     BlindedTensor tensor;  ///< empty without keep_operands_for_failover

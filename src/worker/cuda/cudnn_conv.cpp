@@ -193,7 +193,10 @@ CudnnConv::Plan& CudnnConv::plan(Kind kind, const Shape& xs, const Shape& ws, co
   if (chosen < 0)
     throw std::runtime_error("cuDNN offers no " + std::string(precision_name(precision_)) +
                              " algorithm for this convolution (input " + xs.to_string() +
-                             ", filter " + ws.to_string() + ")");
+                             ", filter " + ws.to_string() +
+                             ") that sums exact products within the workspace cap: FFT and "
+                             "Winograd are excluded, their rounding is not what the master's "
+                             "integrity checks bound");
   // fp32 must never run a tensor-core kernel: pin FMA math whatever the search reported.
   TEMPO_CUDA_CHECK(cudnnSetConvolutionMathType(
       pl->conv, precision_ == Precision::kFp32 ? CUDNN_FMA_MATH : math));
