@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace tempo::offload {
 
@@ -31,7 +32,8 @@ int64_t inline_bytes(const protocol::Request& r) { return r.a.tensor.bytes() + r
 
 }  // namespace
 
-WorkerPool::WorkerPool(std::vector<Member> members, WorkerPoolOptions options) : options_(options) {
+WorkerPool::WorkerPool(std::vector<Member> members, WorkerPoolOptions options)
+    : options_(std::move(options)) {
   if (members.empty()) throw std::invalid_argument("a worker pool needs at least one worker");
   for (auto& m : members) {
     if (!m.channel) throw std::invalid_argument("worker " + m.name + " has no channel");
