@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <set>
 
 namespace tempo {
 namespace {
@@ -69,6 +71,80 @@ TEST(BufferCacheTest, SmallBlocksAreNotCounted) {
   const BufferCacheStats after = buffer_cache_stats();
   EXPECT_EQ(after.live, before.live);
   EXPECT_EQ(after.cached, before.cached);
+}
+
+/// A LargeBlockSource that counts what it gives and takes back (a stand-in for cudaHostAlloc).
+struct CountingSource {
+  static inline std::set<void*> given;
+  static inline int allocations = 0, releases = 0;
+  static inline bool empty = false;  ///< has nothing to give
+  static void* allocate(size_t bytes) {
+    if (empty) return nullptr;
+    void* p = std::aligned_alloc(64, bytes);
+    given.insert(p);
+    ++allocations;
+    return p;
+  }
+  static void release(void* p) {
+    EXPECT_EQ(given.erase(p), 1u) << "released a block this source did not give";
+    ++releases;
+    std::free(p);
+  }
+};
+
+TEST(BufferCacheTest, LargeBlocksComeFromTheInstalledSourceAndGoBackToIt) {
+  set_large_block_source({CountingSource::allocate, CountingSource::release});
+  const int64_t floats = (int64_t{5} << 20) + 4096;  // a size no other test uses
+  ASSERT_TRUE(is_large_block(floats));
+  const float* first = nullptr;
+  {
+    const AlignedBuffer a(floats);
+    first = a.data();
+    EXPECT_EQ(CountingSource::given.count(const_cast<float*>(first)), 1u);
+    EXPECT_EQ(CountingSource::allocations, 1);
+  }
+  EXPECT_EQ(CountingSource::releases, 0) << "a freed block is cached, not released";
+  AlignedBuffer again(floats);
+  EXPECT_EQ(again.data(), first);
+  EXPECT_EQ(CountingSource::allocations, 1);
+  ASSERT_FALSE(is_large_block(16));
+  const AlignedBuffer small(16);
+  EXPECT_EQ(CountingSource::given.count(small.data()), 0u) << "small blocks come from malloc";
+
+  // Back to the default: the block in use goes back to the source that gave it, when freed.
+  set_large_block_source({});
+  EXPECT_EQ(CountingSource::releases, 0);
+  again = AlignedBuffer();
+  EXPECT_EQ(CountingSource::releases, 1);
+  const AlignedBuffer plain(floats);
+  EXPECT_EQ(CountingSource::given.count(plain.data()), 0u);
+  EXPECT_EQ(CountingSource::allocations, 1);
+}
+
+TEST(BufferCacheTest, CachedBlocksOfAReplacedSourceAreReleasedToIt) {
+  CountingSource::allocations = CountingSource::releases = 0;
+  set_large_block_source({CountingSource::allocate, CountingSource::release});
+  { const AlignedBuffer a((int64_t{6} << 20) + 4096); }
+  EXPECT_EQ(CountingSource::allocations, 1);
+  EXPECT_EQ(CountingSource::releases, 0);
+  set_large_block_source({});
+  EXPECT_EQ(CountingSource::releases, 1);
+  EXPECT_TRUE(CountingSource::given.empty());
+}
+
+TEST(BufferCacheTest, ASourceWithNothingToGiveFallsBackToTheHeap) {
+  CountingSource::allocations = CountingSource::releases = 0;
+  CountingSource::empty = true;
+  set_large_block_source({CountingSource::allocate, CountingSource::release});
+  {
+    const AlignedBuffer a((int64_t{7} << 20) + 4096);
+    ASSERT_NE(a.data(), nullptr);
+    a.data()[0] = 1.f;
+  }
+  set_large_block_source({});
+  CountingSource::empty = false;
+  EXPECT_EQ(CountingSource::allocations, 0);
+  EXPECT_EQ(CountingSource::releases, 0) << "the heap's block went back to the heap";
 }
 
 }  // namespace

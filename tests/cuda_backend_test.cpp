@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/aligned_buffer.h"
 #include "master/integrity/result_check.h"
 #include "worker/backend.h"
 #include "worker/cpu_backend.h"
@@ -226,6 +227,29 @@ TEST_P(CudaVsCpu, LargeOperandsAndResultsCrossInManyChunks) {
           [](Backend& be, const BlindedTensor& x, const BlindedTensor& y) {
             return be.matmul(x, y, false, false);
           });
+}
+
+TEST_P(CudaVsCpu, LargeTensorsArePageLockedAndCrossByDmaInPlace) {
+  // Allocated after the backend: page-locked, so uploads and the download skip the staging ring.
+  const BlindedTensor a = blinded({2048, 48}, 510), b = blinded({48, 4608}, 511);
+  uint64_t before = stats_of(*gpu_).in_place_bytes;
+  compare("matmul 2048x48x4608, page-locked", a, b,
+          [](Backend& be, const BlindedTensor& x, const BlindedTensor& y) {
+            return be.matmul(x, y, false, false);
+          });
+  const uint64_t result_bytes = uint64_t{2048} * 4608 * 4;
+  EXPECT_EQ(stats_of(*gpu_).in_place_bytes - before,
+            static_cast<uint64_t>(a.bytes() + b.bytes()) + result_bytes);
+
+  // Pageable tensors (the default source again) take the staging ring, with the same results.
+  set_large_block_source({});
+  const BlindedTensor pa = blinded({2048, 48}, 512), pb = blinded({48, 4608}, 513);
+  before = stats_of(*gpu_).in_place_bytes;
+  compare("matmul 2048x48x4608, pageable", pa, pb,
+          [](Backend& be, const BlindedTensor& x, const BlindedTensor& y) {
+            return be.matmul(x, y, false, false);
+          });
+  EXPECT_EQ(stats_of(*gpu_).in_place_bytes, before);
 }
 
 TEST_P(CudaVsCpu, RepeatedShapesReuseTheirConvolutionPlan) {

@@ -254,6 +254,10 @@ for model in $models; do
   # consecutive shards overlap (the worker runs on its own thread); W' travels once per shard.
   run tempo-patch-pipe4 "$model" "$tempo" bench --model "$model" --mode tempo --pipeline-chunks 4 \
     "${worker_flags[@]}" "${common[@]}"
+  # (c) with the tensors in pageable memory, staged through the CUDA backend's pinned ring (the
+  # way before page-locked tensors, docs/gpu.md): the A/B of in-place DMA.
+  run tempo-patch-pageable "$model" env TEMPO_PINNED_HOST=0 "$tempo" bench --model "$model" \
+    --mode tempo "${worker_flags[@]}" "${common[@]}"
 done
 
 # --- 4. Summary ---
@@ -273,6 +277,7 @@ res = {"dry_run": sys.argv[5] == "1", "cuda_backend_test_exit": int(sys.argv[6])
 labels = [("plain", "(a) plain"), ("torch-cpu", "(b) torch cpu"), ("tempo-patch", "(c) tempo"),
           ("tempo-channel", "(c') channel"), ("tempo-channel-tf32", "(c') tf32"),
           ("tempo-attn-tee", "(c'') attn TEE"), ("tempo-patch-pipe4", "(c) 4 chunks"),
+          ("tempo-patch-pageable", "(c) pageable"),
           ("torch-gpu-fp32", "(d) gpu fp32"), ("torch-gpu-tf32", "(d) gpu tf32")]
 print(f"{'model':9s} " + " ".join(f"{l:>13s}" for _, l in labels) + f" {'b/c':>6s} {'b/c_':>6s}")
 for m in dict.fromkeys(r["model"] for r in rows):
@@ -335,7 +340,7 @@ for m in dict.fromkeys(r["model"] for r in rows):
     print(f"{m:9s} " + " ".join(cell(c) for c, _ in labels) + " "
           + sp("speedup_torch_cpu_over_tempo_patch") + " " + sp("speedup_torch_cpu_over_tempo_channel"))
     for c in ("plain", "tempo-patch", "tempo-channel", "tempo-channel-tf32", "tempo-attn-tee",
-              "tempo-patch-pipe4"):
+              "tempo-patch-pipe4", "tempo-patch-pageable"):
         if med(c):
             print(f"{'':9s}   {c}: peak RSS {e[c]['peak_rss_mib']:.0f} MiB, GPU peak "
                   f"{e[c]['gpu_peak_mib']} MiB (nvidia-smi, whole device)")

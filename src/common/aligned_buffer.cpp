@@ -25,11 +25,20 @@ constexpr size_t kCacheMinBytes = size_t{256} << 10;
 // and the demo, whose large blocks peak far below it.
 constexpr size_t kCacheFloor = size_t{4} << 30;
 
+void release_with_free(void* p) { std::free(p); }
+
+/// One block and the function that gives it back to where it came from.
+struct Block {
+  void* p = nullptr;
+  void (*release)(void*) = release_with_free;
+};
+
 /// A process-wide cache of freed large blocks, by exact (rounded) size.
 class BlockCache {
  public:
-  void* take(size_t bytes) {
+  Block take(size_t bytes) {
     const bool large = bytes >= kCacheMinBytes;
+    LargeBlockSource source;
     if (large) {
       std::lock_guard lock(mu_);
       // The most recently freed block of this size (equal keys keep insertion order): its
@@ -37,44 +46,63 @@ class BlockCache {
       auto [first, last] = free_.equal_range(bytes);
       if (first != last) {
         auto it = std::prev(last);
-        void* p = it->second;
+        const Block b = it->second;
         free_.erase(it);
         cached_ -= bytes;
         count_live(bytes);
-        return p;
+        return b;
       }
+      source = source_;
     }
-    void* p = std::aligned_alloc(kAlignment, bytes);
-    if (!p) {
-      release_all();
-      p = std::aligned_alloc(kAlignment, bytes);
+    Block b;
+    if (source.allocate) {
+      b.p = source.allocate(bytes);
+      b.release = source.release;
     }
-    if (!p) throw std::bad_alloc();
+    if (!b.p) {  // the default, also when the source has no more to give
+      b.release = release_with_free;
+      b.p = std::aligned_alloc(kAlignment, bytes);
+      if (!b.p) {
+        release_all();
+        b.p = std::aligned_alloc(kAlignment, bytes);
+      }
+      if (!b.p) throw std::bad_alloc();
+    }
     if (large) {
       std::lock_guard lock(mu_);
       count_live(bytes);
     }
-    return p;
+    return b;
   }
 
-  void give(void* p, size_t bytes) {
+  void give(Block b, size_t bytes) {
     if (bytes >= kCacheMinBytes) {
       std::lock_guard lock(mu_);
       live_ -= bytes;
-      if (cached_ + bytes <= buffer_cache_limit(peak_live_, usable_memory_bytes())) {
-        free_.emplace(bytes, p);
+      // Blocks of a source no longer in force are not recycled: new tensors come from the new one.
+      const bool current = b.release == (source_.allocate ? source_.release : release_with_free);
+      if (current && cached_ + bytes <= buffer_cache_limit(peak_live_, usable_memory_bytes())) {
+        free_.emplace(bytes, b);
         cached_ += bytes;
         return;
       }
     }
-    std::free(p);
+    b.release(b.p);
   }
 
   void release_all() {
     std::lock_guard lock(mu_);
-    for (auto& [_, p] : free_) std::free(p);
+    for (auto& [_, b] : free_) b.release(b.p);
     free_.clear();
     cached_ = 0;
+  }
+
+  void set_source(LargeBlockSource source) {
+    {
+      std::lock_guard lock(mu_);
+      source_ = source.allocate && source.release ? source : LargeBlockSource{};
+    }
+    release_all();  // cached blocks came from the previous source
   }
 
   BufferCacheStats stats() {
@@ -94,7 +122,8 @@ class BlockCache {
   }
 
   std::mutex mu_;
-  std::multimap<size_t, void*> free_;
+  std::multimap<size_t, Block> free_;
+  LargeBlockSource source_;
   size_t cached_ = 0;
   size_t live_ = 0;
   size_t peak_live_ = 0;
@@ -170,13 +199,19 @@ size_t usable_memory_bytes() {
 
 BufferCacheStats buffer_cache_stats() { return cache().stats(); }
 
+void set_large_block_source(LargeBlockSource source) { cache().set_source(source); }
+
+bool is_large_block(int64_t n) { return rounded_bytes(n) >= kCacheMinBytes; }
+
 AlignedBuffer::AlignedBuffer(int64_t n) : size_(n) {
   if (n < 0) throw std::bad_alloc();
   if (n == 0) return;
   const size_t bytes = rounded_bytes(n);
-  void* p = cache().take(bytes);
-  data_ = std::shared_ptr<float[]>(static_cast<float*>(p),
-                                   [bytes](float* q) { cache().give(q, bytes); });
+  const Block b = cache().take(bytes);
+  data_ =
+      std::shared_ptr<float[]>(static_cast<float*>(b.p), [bytes, release = b.release](float* q) {
+        cache().give({q, release}, bytes);
+      });
 }
 
 AlignedBuffer AlignedBuffer::copy_of(const float* src, int64_t n) {

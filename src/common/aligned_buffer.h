@@ -38,6 +38,22 @@ struct BufferCacheStats {
 };
 BufferCacheStats buffer_cache_stats();
 
+/// Where the large blocks (those the cache recycles) come from; {} is aligned_alloc/free. A CUDA
+/// backend installs page-locked host memory, which the GPU's DMA engines read and write in place
+/// (worker/cuda/pinned_staging.h). allocate returns a 64-byte aligned block, or nullptr when it
+/// has none to give (the block then comes from aligned_alloc).
+struct LargeBlockSource {
+  void* (*allocate)(size_t bytes) = nullptr;
+  void (*release)(void* p) = nullptr;
+};
+
+/// Large blocks allocated from now on come from `source`; cached blocks from the previous one are
+/// released, and blocks in use go back to the source they came from. Thread-safe.
+void set_large_block_source(LargeBlockSource source);
+
+/// True when an AlignedBuffer of n floats is a large block (comes from the LargeBlockSource).
+bool is_large_block(int64_t n);
+
 /// How many bytes of freed blocks the cache keeps when the process's large blocks peaked at
 /// `peak_live` bytes and it may use `usable` bytes of memory: twice the peak (a training step
 /// frees and reallocates the same sizes, and the blocks of one size peak at different times than

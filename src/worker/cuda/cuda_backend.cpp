@@ -4,12 +4,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "common/aligned_buffer.h"
 #include "worker/cuda/cuda_check.h"
 #include "worker/cuda/cudnn_conv.h"
 #include "worker/cuda/device_pool.h"
@@ -37,6 +41,36 @@ std::string cuda_device_problem(int device) {
 }
 
 namespace {
+
+std::atomic<int> page_locked_device{0};  // the device of the backend that installed them
+
+void* allocate_page_locked(size_t bytes) {
+  // The allocating thread may be any (a master thread): make it use the backend's device, so that
+  // no context is created on another GPU. Backend threads set their device before each op.
+  if (int current = 0; cudaGetDevice(&current) != cudaSuccess || current != page_locked_device)
+    cudaSetDevice(page_locked_device);
+  void* p = nullptr;
+  if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+    cudaGetLastError();  // not sticky: this block comes from the heap instead
+    return nullptr;
+  }
+  return p;
+}
+
+void release_page_locked(void* p) { cudaFreeHost(p); }
+
+/// From the first CUDA backend on, the large tensors of this process (the master's too, with the
+/// embedded worker) live in page-locked memory, which the DMA engines read and write in place:
+/// PinnedStaging then skips its staging copy. TEMPO_PINNED_HOST=0 turns this off (for A/B runs).
+void use_page_locked_tensors(int device) {
+  static std::once_flag once;
+  std::call_once(once, [device] {
+    page_locked_device = device;
+    const char* v = std::getenv("TEMPO_PINNED_HOST");  // NOLINT(concurrency-mt-unsafe): read-only
+    if (v && std::string(v) == "0") return;
+    set_large_block_source({allocate_page_locked, release_page_locked});
+  });
+}
 
 std::string version_string(int v) {
   // CUDA runtime/driver: 1000*major + 10*minor; cuBLAS: 10000*major + 100*minor + patch;
@@ -109,6 +143,7 @@ struct CudaBackend::Impl {
     TEMPO_CUDA_CHECK(cudnnSetStream(dnn, compute));
     const int threads = copy_threads > 0 ? copy_threads : omp_get_max_threads();
     staging = std::make_unique<PinnedStaging>(std::min(threads, 8));
+    use_page_locked_tensors(dev);
     conv = std::make_unique<CudnnConv>(dnn, pool, p);
 
     cudaDeviceProp prop{};
@@ -138,6 +173,7 @@ struct CudaBackend::Impl {
     staging->upload(b.get(), t.data(), bytes, copy);
     stats.h2d_bytes += bytes;
     ++stats.uploads;
+    stats.in_place_bytes = staging->in_place_bytes();
     if (it != retained.end()) {  // the Worker caches it: keep this copy for the backward pass
       if (it->second.block) stats.retained_bytes -= static_cast<int64_t>(it->second.block.bytes());
       it->second.block = std::move(b);
@@ -170,6 +206,7 @@ struct CudaBackend::Impl {
     BlindedTensor r = BlindedTensor::allocate(shape);
     staging->download(r.mutable_data(), out.get(), static_cast<size_t>(r.bytes()), copy);
     stats.d2h_bytes += static_cast<uint64_t>(r.bytes());
+    stats.in_place_bytes = staging->in_place_bytes();
     // Everything queued has completed, so an event recorded now marks the end of the last
     // copy-out on the host; then all the events can be read.
     TEMPO_CUDA_CHECK(cudaEventRecord(t_down_end, copy));
@@ -239,13 +276,14 @@ std::string to_json(const CudaBackendStats& s) {
       "\"retained_bytes\":%lld,\"retained_tensors\":%lld,\"pool_in_use_bytes\":%lld,"
       "\"pool_peak_bytes\":%lld,\"conv_plans\":%llu,\"h2d_seconds\":%.6f,"
       "\"compute_seconds\":%.6f,\"d2h_seconds\":%.6f,\"ops\":%llu,"
-      "\"busy_seconds\":%.6f}",
+      "\"busy_seconds\":%.6f,\"in_place_bytes\":%llu}",
       static_cast<unsigned long long>(s.h2d_bytes), static_cast<unsigned long long>(s.d2h_bytes),
       static_cast<unsigned long long>(s.uploads), static_cast<unsigned long long>(s.retained_hits),
       static_cast<long long>(s.retained_bytes), static_cast<long long>(s.retained_tensors),
       static_cast<long long>(s.pool_in_use_bytes), static_cast<long long>(s.pool_peak_bytes),
       static_cast<unsigned long long>(s.conv_plans), s.h2d_seconds, s.compute_seconds,
-      s.d2h_seconds, static_cast<unsigned long long>(s.ops), s.busy_seconds);
+      s.d2h_seconds, static_cast<unsigned long long>(s.ops), s.busy_seconds,
+      static_cast<unsigned long long>(s.in_place_bytes));
   return buf;
 }
 

@@ -25,8 +25,9 @@ struct CudaBackendStats {
   // staged to the last uploaded (CPU staging included), the kernels (algorithm searches
   // included), and the result's way back (CPU copy-out included).
   double h2d_seconds = 0, compute_seconds = 0, d2h_seconds = 0;
-  uint64_t ops = 0;         ///< products and convolutions run
-  double busy_seconds = 0;  ///< host wall time inside them
+  uint64_t in_place_bytes = 0;  ///< of h2d and d2h: copied by DMA from or to page-locked tensors
+  uint64_t ops = 0;             ///< products and convolutions run
+  double busy_seconds = 0;      ///< host wall time inside them
 };
 
 /// The stats as one JSON object (for logs and benchmarks).

@@ -8,6 +8,20 @@
 
 namespace tempo::worker::cuda {
 
+namespace {
+
+/// True for page-locked host memory (cudaHostAlloc, cudaHostRegister), which DMA reads in place.
+bool page_locked(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();  // an unknown pointer is pageable memory, not an error
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
+}  // namespace
+
 PinnedStaging::PinnedStaging(int copy_threads, size_t slot_bytes, int slots)
     : copy_threads_(std::max(1, copy_threads)), slot_bytes_(slot_bytes) {
   try {
@@ -19,9 +33,11 @@ PinnedStaging::PinnedStaging(int copy_threads, size_t slot_bytes, int slots)
       TEMPO_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
       ready_.push_back(e);
     }
+    TEMPO_CUDA_CHECK(cudaEventCreateWithFlags(&in_place_done_, cudaEventDisableTiming));
   } catch (...) {
     for (char* p : slot_) cudaFreeHost(p);
     for (cudaEvent_t e : ready_) cudaEventDestroy(e);
+    if (in_place_done_) cudaEventDestroy(in_place_done_);
     throw;
   }
 }
@@ -30,6 +46,15 @@ PinnedStaging::~PinnedStaging() {
   for (cudaEvent_t e : ready_) cudaEventSynchronize(e);
   for (char* p : slot_) cudaFreeHost(p);
   for (cudaEvent_t e : ready_) cudaEventDestroy(e);
+  cudaEventDestroy(in_place_done_);
+}
+
+void PinnedStaging::copy_in_place(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                                  cudaStream_t stream) {
+  TEMPO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+  TEMPO_CUDA_CHECK(cudaEventRecord(in_place_done_, stream));
+  TEMPO_CUDA_CHECK(cudaEventSynchronize(in_place_done_));
+  in_place_bytes_ += bytes;
 }
 
 void PinnedStaging::copy(void* dst, const void* src, size_t bytes) const {
@@ -50,6 +75,7 @@ void PinnedStaging::copy(void* dst, const void* src, size_t bytes) const {
 }
 
 void PinnedStaging::upload(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+  if (page_locked(src)) return copy_in_place(dst, src, bytes, cudaMemcpyHostToDevice, stream);
   const size_t slots = slot_.size();
   for (size_t off = 0; off < bytes; off += slot_bytes_) {
     const size_t n = std::min(slot_bytes_, bytes - off);
@@ -63,6 +89,7 @@ void PinnedStaging::upload(void* dst, const void* src, size_t bytes, cudaStream_
 }
 
 void PinnedStaging::download(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+  if (page_locked(dst)) return copy_in_place(dst, src, bytes, cudaMemcpyDeviceToHost, stream);
   const size_t slots = slot_.size();
   const size_t chunks = (bytes + slot_bytes_ - 1) / slot_bytes_;
   const size_t first = next_;
