@@ -1,6 +1,7 @@
 // Tensor transfer throughput to a `tempo worker` over loopback gRPC, next to a raw TCP copy of the
 // same bytes. Usage: transfer_bench [MiB=64] [repeats=5]. Prints one line per measurement.
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -128,6 +129,10 @@ double raw_tcp_seconds(int64_t bytes, int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The heap settings of `tempo` (src/cli/main.cpp): gRPC's slices and protobuf's strings of a few
+  // MiB then reuse heap memory instead of faulting in fresh pages from mmap for every chunk.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   const int64_t mib = argc > 1 ? std::atoll(argv[1]) : 64;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   const int64_t bytes = mib << 20, n = bytes / 4;
