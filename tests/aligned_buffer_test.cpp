@@ -94,6 +94,7 @@ struct CountingSource {
 
 TEST(BufferCacheTest, LargeBlocksComeFromTheInstalledSourceAndGoBackToIt) {
   set_large_block_source({CountingSource::allocate, CountingSource::release});
+  EXPECT_EQ(large_block_source().allocate, CountingSource::allocate);
   const int64_t floats = (int64_t{5} << 20) + 4096;  // a size no other test uses
   ASSERT_TRUE(is_large_block(floats));
   const float* first = nullptr;
@@ -113,6 +114,7 @@ TEST(BufferCacheTest, LargeBlocksComeFromTheInstalledSourceAndGoBackToIt) {
 
   // Back to the default: the block in use goes back to the source that gave it, when freed.
   set_large_block_source({});
+  EXPECT_EQ(large_block_source().allocate, nullptr);
   EXPECT_EQ(CountingSource::releases, 0);
   again = AlignedBuffer();
   EXPECT_EQ(CountingSource::releases, 1);

@@ -97,6 +97,11 @@ class BlockCache {
     cached_ = 0;
   }
 
+  LargeBlockSource source() {
+    std::lock_guard lock(mu_);
+    return source_;
+  }
+
   void set_source(LargeBlockSource source) {
     {
       std::lock_guard lock(mu_);
@@ -200,6 +205,8 @@ size_t usable_memory_bytes() {
 BufferCacheStats buffer_cache_stats() { return cache().stats(); }
 
 void set_large_block_source(LargeBlockSource source) { cache().set_source(source); }
+
+LargeBlockSource large_block_source() { return cache().source(); }
 
 bool is_large_block(int64_t n) { return rounded_bytes(n) >= kCacheMinBytes; }
 

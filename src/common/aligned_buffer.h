@@ -50,6 +50,8 @@ struct LargeBlockSource {
 /// Large blocks allocated from now on come from `source`; cached blocks from the previous one are
 /// released, and blocks in use go back to the source they came from. Thread-safe.
 void set_large_block_source(LargeBlockSource source);
+/// The source in force ({} for the default).
+LargeBlockSource large_block_source();
 
 /// True when an AlignedBuffer of n floats is a large block (comes from the LargeBlockSource).
 bool is_large_block(int64_t n);

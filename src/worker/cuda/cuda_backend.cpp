@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -61,15 +60,14 @@ void release_page_locked(void* p) { cudaFreeHost(p); }
 
 /// From the first CUDA backend on, the large tensors of this process (the master's too, with the
 /// embedded worker) live in page-locked memory, which the DMA engines read and write in place:
-/// PinnedStaging then skips its staging copy. TEMPO_PINNED_HOST=0 turns this off (for A/B runs).
+/// PinnedStaging then skips its staging copy. Each new backend installs the source again if
+/// something replaced it. TEMPO_PINNED_HOST=0 turns this off (for A/B runs).
 void use_page_locked_tensors(int device) {
-  static std::once_flag once;
-  std::call_once(once, [device] {
-    page_locked_device = device;
-    const char* v = std::getenv("TEMPO_PINNED_HOST");  // NOLINT(concurrency-mt-unsafe): read-only
-    if (v && std::string(v) == "0") return;
-    set_large_block_source({allocate_page_locked, release_page_locked});
-  });
+  const char* v = std::getenv("TEMPO_PINNED_HOST");  // NOLINT(concurrency-mt-unsafe): read-only
+  if (v && std::string(v) == "0") return;
+  if (large_block_source().allocate == allocate_page_locked) return;  // kept: its cache stays
+  page_locked_device = device;
+  set_large_block_source({allocate_page_locked, release_page_locked});
 }
 
 std::string version_string(int v) {
