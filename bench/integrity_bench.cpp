@@ -4,13 +4,17 @@
 //   build-NAME/bench/integrity_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "master/core/random.h"
+#include "master/crypto/gather_map.h"
+#include "master/crypto/key_generator.h"
 #include "master/crypto/patch_conv_obfuscator.h"
-#include "master/integrity/product_check.h"
+#include "master/crypto/row_projection.h"
 #include "master/integrity/conv_check.h"
+#include "master/integrity/product_check.h"
 #include "master/integrity/projection.h"
 
 namespace {
@@ -167,5 +171,90 @@ BENCHMARK(BM_BatchedProductCheck)
     ->UseRealTime();
 
 }  // namespace
+
+// A Linear layer's operand X [m, k] blinded for a checked product (rows permuted and scaled),
+// and its check's projection X'·x, |X'|·x_abs: /0 blinds, then projects X' in a pass of its own
+// (what ProductCheck does alone); /1 projects each row of X' as the blinding writes it
+// (integrity::PreparedCheck, crypto::RowProjection). One thread, operands out of cache: a fresh
+// source buffer per iteration out of several.
+void BM_BlindLinearOperandForItsCheck(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1);
+  const bool fused = state.range(2) != 0;
+  const tempo::crypto::KeyGenerator gen;
+  const auto rows =
+      tempo::crypto::GatherMap::encrypt(gen.dim_key(m), tempo::crypto::ScalePower::kScale);
+  const auto cols =
+      tempo::crypto::GatherMap::encrypt(gen.dim_key(k, true), tempo::crypto::ScalePower::kScale);
+  // Enough copies to leave the caches (>= 96 MiB in all).
+  const int64_t copies = std::max<int64_t>(2, (int64_t{96} << 20) / (m * k * 4));
+  std::vector<std::vector<float>> src(static_cast<size_t>(copies), random_floats(m * k));
+  std::vector<std::vector<float>> dst(static_cast<size_t>(copies),
+                                      std::vector<float>(static_cast<size_t>(m * k)));
+  const std::vector<double> x(static_cast<size_t>(k), 0.5), x_abs(static_cast<size_t>(k), 1.0);
+  std::vector<double> out(static_cast<size_t>(m)), out_abs(static_cast<size_t>(m));
+  const tempo::crypto::RowProjection projection{x.data(),       1,           m, out.data(),
+                                                out_abs.data(), x_abs.data()};
+  int64_t c = 0;
+  for (auto _ : state) {
+    float* d = dst[static_cast<size_t>(c)].data();
+    const float* s = src[static_cast<size_t>(c)].data();
+    c = (c + 1) % copies;
+    if (fused) {
+      tempo::crypto::permute_scale(s, d, 1, rows, cols, nullptr, &projection);
+    } else {
+      tempo::crypto::permute_scale(s, d, 1, rows, cols);
+      tempo::integrity::project(d, m, k, false, x.data(), x_abs.data(), 1, out.data(),
+                                out_abs.data(), false);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m * k * 4);
+}
+BENCHMARK(BM_BlindLinearOperandForItsCheck)
+    ->Args({4096, 64, 0})  // vit-tiny at batch 64: a block's input
+    ->Args({4096, 64, 1})
+    ->Args({4096, 256, 0})  // its MLP's hidden layer
+    ->Args({4096, 256, 1})
+    ->Args({8320, 384, 0})  // vit-s4 at batch 128
+    ->Args({8320, 384, 1})
+    ->Args({8320, 1536, 0})
+    ->Args({8320, 1536, 1})
+    ->UseRealTime();
+
+// The row projections that blinding and unblinding kernels take for the checks
+// (crypto::RowProjection), on a matrix in cache: /0 one row at a time (project), /1 tiles of 8
+// rows (project8, what the kernels call where they handle rows 8 at a time).
+void BM_RowProjectionKernel(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1);
+  const bool tiles = state.range(2) != 0;
+  const std::vector<float> a = random_floats(m * n);
+  const std::vector<double> v(static_cast<size_t>(n), -1.0);
+  std::vector<double> out(static_cast<size_t>(m)), out_abs(static_cast<size_t>(m));
+  const tempo::crypto::RowProjection projection{v.data(), 1, m, out.data(), out_abs.data()};
+  for (auto _ : state) {
+    int64_t i = 0;
+    if (tiles)
+      for (; i + 8 <= m; i += 8) {
+        const float* rows[8];
+        int64_t index[8];
+        for (int64_t k = 0; k < 8; ++k) {
+          rows[k] = a.data() + (i + k) * n;
+          index[k] = i + k;
+        }
+        projection.project8(rows, n, index);
+      }
+    for (; i < m; ++i) projection.project(a.data() + i * n, n, i);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m * n * 4);
+}
+BENCHMARK(BM_RowProjectionKernel)
+    ->Args({1024, 16, 0})  // attention heads' rows
+    ->Args({1024, 16, 1})
+    ->Args({1024, 64, 0})  // vit-tiny's Linear rows
+    ->Args({1024, 64, 1})
+    ->Args({256, 384, 0})  // vit-s4's
+    ->Args({256, 384, 1})
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

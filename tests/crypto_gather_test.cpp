@@ -6,7 +6,9 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "master/core/random.h"
@@ -95,9 +97,49 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PermuteScale,
                                            std::make_tuple(11, 4104, 1), std::make_tuple(5, 3, 49),
                                            std::make_tuple(64, 32, 9)));
 
+namespace {
+/// Vectors for a RowProjection of rows of n floats: `rounds` rounds of signed values, and
+/// positive weights for the absolute sums (an operand's projection: op(B)·v, |op(B)|·1).
+struct ProjectionVectors {
+  std::vector<double> vecs, weights;
+  ProjectionVectors(int rounds, int64_t n) {
+    vecs.resize(static_cast<size_t>(rounds * n));
+    weights.resize(static_cast<size_t>(n));
+    for (size_t j = 0; j < vecs.size(); ++j)
+      vecs[j] = std::ldexp(j % 3 == 0 ? -1.0 : 1.0, static_cast<int>(j % 5) - 2);
+    for (size_t j = 0; j < weights.size(); ++j)
+      weights[j] = std::ldexp(1.0, static_cast<int>(j % 4) - 1);
+  }
+};
+
+/// Every projection of the rows of `m` [rows, n] (RowProjection: `rounds` vectors, weighted
+/// absolute sums) within the rounding of a double sum of n terms, in any order, of its exact value.
+void expect_row_projections(const std::vector<float>& m, int64_t rows, int64_t n, int rounds,
+                            const double* vecs, const double* weights,
+                            const std::vector<double>& out, const std::vector<double>& out_abs) {
+  const long double u = std::ldexp(1.0L, -52) * static_cast<long double>(n + 2);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = m.data() + i * n;
+    for (int r = 0; r < rounds; ++r) {
+      long double exact = 0, mass = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        exact += static_cast<long double>(row[j]) * vecs[r * n + j];
+        mass += std::fabs(static_cast<long double>(row[j]) * vecs[r * n + j]);
+      }
+      ASSERT_LE(std::fabs(out[static_cast<size_t>(r * rows + i)] - exact), u * mass)
+          << "row " << i << ", round " << r;
+    }
+    long double exact_abs = 0;
+    for (int64_t j = 0; j < n; ++j)
+      exact_abs += std::fabs(static_cast<long double>(row[j])) * (weights ? weights[j] : 1.0);
+    ASSERT_LE(std::fabs(out_abs[static_cast<size_t>(i)] - exact_abs), u * exact_abs) << "row " << i;
+  }
+}
+}  // namespace
+
 // With a RowProjection (a decryption that feeds an integrity check) every source row is projected
 // once, by its stored index, whichever gather path runs: short rows (in registers on AVX-512),
-// tiles of 8 rows, rows gathered one at a time.
+// tiles of 8 rows (projected together), rows gathered one at a time.
 TEST(PermuteScale, ProjectsEverySourceRowWhileGathering) {
   const KeyGenerator gen;
   for (int64_t nc : {16, 40, 64, 72, 300}) {
@@ -113,11 +155,8 @@ TEST(PermuteScale, ProjectsEverySourceRowWhileGathering) {
     crypto::permute_scale(src.data(), got.data(), 1, rows, cols, &projection);
     EXPECT_EQ(got, reference(src, 1, rows, cols)) << nc << " columns";
 
-    std::vector<double> want(out.size()), want_abs(out_abs.size());
-    const crypto::RowProjection direct{vecs.data(), rounds, nr, want.data(), want_abs.data()};
-    for (int64_t i = 0; i < nr; ++i) direct.project(src.data() + i * nc, nc, i);
-    EXPECT_EQ(out, want) << nc << " columns";
-    EXPECT_EQ(out_abs, want_abs) << nc << " columns";
+    SCOPED_TRACE(std::to_string(nc) + " columns");
+    expect_row_projections(src, nr, nc, rounds, vecs.data(), nullptr, out, out_abs);
   }
 }
 
@@ -142,6 +181,68 @@ TEST(PermuteScalePair, EqualsTwoSeparateGathersExactly) {
     EXPECT_EQ(got1, want1) << nr << "x" << nc;
     EXPECT_EQ(got2, want2) << nr << "x" << nc;
   }
+}
+
+// Blinding an operand for an integrity check (integrity::PreparedCheck): every destination row is
+// projected once written, by its own index, on every path (short rows in registers, tiles of 8,
+// staged and in-place rows, serial and threaded), with and without weighted absolute sums.
+TEST(PermuteScale, ProjectsEveryDestinationRowOnceWritten) {
+  const KeyGenerator gen;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},     {37, 16},   {37, 40},
+                                                           {65, 64},   {9, 72},    {4096, 64},
+                                                           {777, 193}, {40, 1500}, {11, 4104}};
+  for (const auto& [nr, nc] : shapes)
+    for (int rounds : {1, 3})
+      for (bool weighted : {false, true}) {
+        const GatherMap rows = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
+        const GatherMap cols = GatherMap::encrypt(gen.dim_key(nc, true), ScalePower::kInverse);
+        const std::vector<float> src = random_values(nr * nc, 13);
+        const ProjectionVectors v(rounds, nc);
+        const double* weights = weighted ? v.weights.data() : nullptr;
+        std::vector<double> out(static_cast<size_t>(rounds * nr), -7.0), out_abs(nr, -7.0);
+        const crypto::RowProjection projection{v.vecs.data(), rounds,         nr,
+                                               out.data(),    out_abs.data(), weights};
+        std::vector<float> got(static_cast<size_t>(nr * nc));
+        crypto::permute_scale(src.data(), got.data(), 1, rows, cols, nullptr, &projection);
+        const std::vector<float> want = reference(src, 1, rows, cols);
+        ASSERT_EQ(got, want) << nr << "x" << nc;
+        SCOPED_TRACE(std::to_string(nr) + "x" + std::to_string(nc) + ", rounds " +
+                     std::to_string(rounds) + (weighted ? ", weighted" : ""));
+        expect_row_projections(want, nr, nc, rounds, v.vecs.data(), weights, out, out_abs);
+      }
+}
+
+// The same for both destinations of one pass (a Linear layer's output gradient, whose two
+// blinded copies feed the backward-data and backward-weights checks).
+TEST(PermuteScalePair, ProjectsTheRowsOfEachDestinationOnceWritten) {
+  const KeyGenerator gen;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {1, 1}, {3, 7}, {64, 16}, {65, 33}, {4096, 64}, {9, 72}, {777, 193}, {40, 1500}, {11, 4104}};
+  for (const auto& [nr, nc] : shapes)
+    for (int rounds : {1, 2}) {
+      const GatherMap rows1 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
+      const GatherMap cols1 = GatherMap::encrypt(gen.dim_key(nc), ScalePower::kInverse);
+      const GatherMap rows2 = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kInverse);
+      const GatherMap cols2 = GatherMap::encrypt(gen.dim_key(nc, true), ScalePower::kScale);
+      const std::vector<float> src = random_values(nr * nc, 17);
+      const ProjectionVectors v1(rounds, nc), v2(rounds, nc);
+      std::vector<double> out1(static_cast<size_t>(rounds * nr), -7.0), abs1(nr, -7.0);
+      std::vector<double> out2(static_cast<size_t>(rounds * nr), -7.0), abs2(nr, -7.0);
+      const crypto::RowProjection p1{v1.vecs.data(), rounds,      nr,
+                                     out1.data(),    abs1.data(), v1.weights.data()};
+      const crypto::RowProjection p2{v2.vecs.data(), rounds, nr, out2.data(), abs2.data()};
+      std::vector<float> got1(static_cast<size_t>(nr * nc)), got2(got1.size());
+      crypto::permute_scale_pair(src.data(), rows1, cols1, got1.data(), rows2, cols2, got2.data(),
+                                 &p1, &p2);
+      const std::vector<float> want1 = reference(src, 1, rows1, cols1);
+      const std::vector<float> want2 = reference(src, 1, rows2, cols2);
+      ASSERT_EQ(got1, want1) << nr << "x" << nc;
+      ASSERT_EQ(got2, want2) << nr << "x" << nc;
+      SCOPED_TRACE(std::to_string(nr) + "x" + std::to_string(nc) + ", rounds " +
+                   std::to_string(rounds));
+      expect_row_projections(want1, nr, nc, rounds, v1.vecs.data(), v1.weights.data(), out1, abs1);
+      expect_row_projections(want2, nr, nc, rounds, v2.vecs.data(), nullptr, out2, abs2);
+    }
 }
 
 TEST(GatherMapReuse, SetEncryptAndSetDecryptEqualTheFreshMapsAcrossSizes) {

@@ -1,8 +1,9 @@
 // The integrity checks' projections taken elsewhere than in a pass of their own (docs/integrity.md,
 // "Where the projections come from"): patch mode's X' projected from the plaintext input, and
 // the results (dP', Y', a Linear layer's Y' and dX') projected by the kernels that decrypt them.
-// Each must equal the direct projection of the blinded tensor, and a check built on them must still
-// accept honest and reject wrong results.
+// A Linear layer's operands are projected by the kernels that blind them
+// (integrity::PreparedCheck). Each must equal the direct projection of the blinded tensor, and a
+// check built on them must still accept honest and reject wrong results.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "gradcheck.h"
 #include "master/crypto/crypto.h"
 #include "master/crypto/patch_conv_encryptor.h"
+#include "master/integrity/prepared_check.h"
 #include "master/integrity/product_check.h"
 #include "master/integrity/projection.h"
 #include "master/integrity/random_signs.h"
@@ -329,6 +331,136 @@ TEST(FusedResultProjection, BatchedDecryptionsProjectEveryEntryAndCatchAWrongOne
     EXPECT_FALSE(verify_fused(c_check, c, decrypt_c).passed);
     EXPECT_FALSE(verify_fused(da_check, da, decrypt_da).passed);
   }
+}
+
+/// A tensor of `like`'s shape full of NaN: a check that reads it cannot pass.
+BlindedTensor poisoned_like(const BlindedTensor& like) {
+  BlindedTensor t = BlindedTensor::allocate(like.shape());
+  std::fill(t.mutable_data(), t.mutable_data() + t.numel(),
+            std::numeric_limits<float>::quiet_NaN());
+  return t;
+}
+
+/// `c` with one entry moved by its row's absolute mass (corrupt()).
+BlindedTensor corrupted(const BlindedTensor& c) {
+  BlindedTensor wrong = BlindedTensor::allocate(c.shape());
+  std::copy(c.data(), c.data() + c.numel(), wrong.mutable_data());
+  corrupt(wrong, c.numel() / 2);
+  return wrong;
+}
+
+// The forward check of a Linear layer (Y' = X'·W'), prepared as the offload engine does: W' is
+// blinded and projected first, then X''s rows are projected as they are written. The check built
+// on it never reads X' or W' (here: NaN stand-ins), accepts the honest Y' and rejects a wrong one;
+// a check with fresh vectors (a re-sent request) gets nothing from it and reads the operands.
+TEST(PreparedCheck, LinearForwardCheckTakesXFromItsBlindingNotFromAPassOverIt) {
+  Rng rng(21);
+  const crypto::MatmulObfuscator obf;
+  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                                {37, 16, 40},
+                                {300, 64, 192},
+                                {4096, 64, 64},
+                                {65, 257, 33}})
+    for (int rounds : {1, 2}) {
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
+                   ", rounds " + std::to_string(rounds));
+      const Tensor x = random_tensor({m, k}, rng), w = random_tensor({k, n}, rng);
+      std::shared_ptr<integrity::PreparedCheck> prepared;
+      crypto::RowProjection x_rows;
+      const int64_t rows = m, inner = k, cols = n;  // clang 14 cannot capture bindings
+      const crypto::MatmulForward fw =
+          obf.encrypt(x, w, [&](const BlindedTensor& wb) -> const crypto::RowProjection* {
+            prepared = integrity::PreparedCheck::draw(rounds, rows, inner, cols);
+            prepared->project_b(wb, false);
+            x_rows = prepared->a_rows();
+            return &x_rows;
+          });
+      ASSERT_TRUE(prepared);
+      const BlindedTensor y = worker_gemm(fw.x(), fw.w(), false, false);
+      const BlindedTensor nan_x = poisoned_like(fw.x()), nan_w = poisoned_like(fw.w());
+      const integrity::ProductCheck check(nan_x, nan_w, false, false, rounds,
+                                          integrity::Precision::kFp32, prepared->replay_a(),
+                                          prepared->replay_b(), prepared->signs());
+      EXPECT_TRUE(check.verify(y).passed) << check.verify(y).reason;
+      EXPECT_FALSE(check.verify(corrupted(y)).passed);
+
+      const integrity::ProductCheck fresh(fw.x(), fw.w(), false, false, rounds,
+                                          integrity::Precision::kFp32, prepared->replay_a(),
+                                          prepared->replay_b());
+      EXPECT_TRUE(fresh.verify(y).passed) << fresh.verify(y).reason;
+      const integrity::ProductCheck fresh_on_nan(nan_x, nan_w, false, false, rounds,
+                                                 integrity::Precision::kFp32, prepared->replay_a(),
+                                                 prepared->replay_b());
+      // (Tiny checks may draw the same vectors again, and then rightly take the replay.)
+      if (rounds * n >= 40) {
+        EXPECT_FALSE(fresh_on_nan.verify(y).passed) << "fresh vectors must read the operands";
+      }
+    }
+}
+
+// A Linear layer's backward: dY is blinded under both gradient keys in one pass, which projects
+// dY'1 for the backward-data check (dX' = dY'1·W'ᵀ, W' projected beforehand) and dY'2 for the
+// backward-weights check (dW' = X'ᵀ·dY'2, whose X' side the check still projects itself). Both
+// checks accept the worker's honest results without reading dY'1, dY'2 or W', and reject wrong
+// ones.
+TEST(PreparedCheck, LinearBackwardChecksTakeBothGradientProjectionsFromOneBlindingPass) {
+  Rng rng(22);
+  const crypto::MatmulObfuscator obf;
+  for (const auto& [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                                {37, 40, 16},
+                                {300, 192, 64},
+                                {65, 33, 257}})
+    for (int rounds : {1, 3}) {
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
+                   ", rounds " + std::to_string(rounds));
+      crypto::MatmulForward fw =
+          obf.encrypt(random_tensor({m, k}, rng), random_tensor({k, n}, rng));
+      const Tensor dy = random_tensor({m, n}, rng);
+      auto dx_check = integrity::PreparedCheck::draw(rounds, m, n, k);
+      dx_check->project_b(fw.w(), true);
+      auto dw_check = integrity::PreparedCheck::draw(rounds, k, m, n);
+      const crypto::RowProjection dx_rows = dx_check->a_rows(), dw_rows = dw_check->b_rows();
+      const auto [g1, g2] = fw.encrypt_grads(dy, &dx_rows, &dw_rows);
+
+      const BlindedTensor dx = worker_gemm(g1, fw.w(), false, true);
+      const integrity::ProductCheck check_dx(poisoned_like(g1), poisoned_like(fw.w()), false, true,
+                                             rounds, integrity::Precision::kFp32,
+                                             dx_check->replay_a(), dx_check->replay_b(),
+                                             dx_check->signs());
+      EXPECT_TRUE(check_dx.verify(dx).passed) << check_dx.verify(dx).reason;
+      EXPECT_FALSE(check_dx.verify(corrupted(dx)).passed);
+
+      const BlindedTensor dw = worker_gemm(fw.x(), g2, true, false);
+      const integrity::ProductCheck check_dw(fw.x(), poisoned_like(g2), true, false, rounds,
+                                             integrity::Precision::kFp32, {}, dw_check->replay_b(),
+                                             dw_check->signs());
+      EXPECT_TRUE(check_dw.verify(dw).passed) << check_dw.verify(dw).reason;
+      EXPECT_FALSE(check_dw.verify(corrupted(dw)).passed);
+    }
+}
+
+TEST(PreparedCheck, ReplaysOnlyTheVectorsItWasPreparedWithAndRefusesMisuse) {
+  auto prepared = integrity::PreparedCheck::draw(1, 3, 2, 4);
+  EXPECT_THROW(prepared->a_rows(), std::logic_error);  // A's side needs B's first
+  const BlindedTensor wrong = BlindedTensor::allocate({4, 2});
+  EXPECT_THROW(prepared->project_b(wrong, false), std::invalid_argument);
+  std::vector<double> out(4), out_abs(4);
+  const std::vector<double> ones(4, 1.0);
+  EXPECT_FALSE(
+      prepared->replay_b()(prepared->signs().data(), ones.data(), 1, out.data(), out_abs.data()))
+      << "nothing to replay before B's side is taken";
+  prepared->project_b(BlindedTensor::allocate({2, 4}), false);
+  EXPECT_TRUE(
+      prepared->replay_b()(prepared->signs().data(), ones.data(), 1, out.data(), out_abs.data()));
+  std::vector<double> other = prepared->signs();
+  other[0] = -other[0];
+  EXPECT_FALSE(prepared->replay_b()(other.data(), ones.data(), 1, out.data(), out_abs.data()));
+  EXPECT_FALSE(
+      prepared->replay_b()(prepared->signs().data(), ones.data(), 2, out.data(), out_abs.data()));
+  const BlindedTensor a = BlindedTensor::allocate({3, 2}), b = BlindedTensor::allocate({2, 4});
+  EXPECT_THROW(integrity::ProductCheck(a, b, false, false, 1, integrity::Precision::kFp32, {}, {},
+                                       std::vector<double>(5, 1.0)),
+               std::invalid_argument);
 }
 
 }  // namespace

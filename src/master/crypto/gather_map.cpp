@@ -91,8 +91,9 @@ void expect_one_key_per_entry(std::span<const DimKey> keys, const BatchedMatmulK
 }
 
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
-                   const GatherMap& cols, const RowProjection* projection) {
-  if (projection != nullptr && plane != 1)
+                   const GatherMap& cols, const RowProjection* projection,
+                   const RowProjection* dst_projection) {
+  if ((projection != nullptr || dst_projection != nullptr) && plane != 1)
     throw std::logic_error("permute_scale: row projections need plane 1");
   const int64_t nr = rows.size(), nc = cols.size();
   const int32_t* ci = cols.index.data();
@@ -119,6 +120,7 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
         srow = buf;
       }
       gather_row(srow, ci, cm, rows.mul[static_cast<size_t>(i)], nc, dst + i * nc);
+      if (dst_projection != nullptr) dst_projection->project(dst + i * nc, nc, i);
     };
     const auto prefetch = [&](int64_t i) {
       prefetch_row(src + static_cast<int64_t>(rows.index[static_cast<size_t>(i)]) * nc, nc);
@@ -131,7 +133,7 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
     const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
       if (short_rows) {
         gather_short_rows_avx512(src, dst, nc, rows.index.data(), rows.mul.data(), begin, end, ci,
-                                 cm, projection, ahead);
+                                 cm, projection, dst_projection, ahead);
         return;
       }
       if (ahead > 0)
@@ -141,14 +143,19 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
       for (; tiled && i + 8 <= end; i += 8) {
         const float* s[8];
         float* d[8];
+        int64_t source_rows[8];
         for (int64_t k = 0; k < 8; ++k) {
           if (ahead > 0 && i + k + ahead < end) prefetch(i + k + ahead);
-          const int64_t source_row = rows.index[static_cast<size_t>(i + k)];
-          s[k] = src + source_row * nc;
+          source_rows[k] = rows.index[static_cast<size_t>(i + k)];
+          s[k] = src + source_rows[k] * nc;
           d[k] = dst + (i + k) * nc;
-          if (projection != nullptr) projection->project(s[k], nc, source_row);
         }
+        if (projection != nullptr) projection->project8(s, nc, source_rows);
         gather_rows8(s, ci, cm, rows.mul.data() + i, nc, d, buf);
+        if (dst_projection != nullptr) {
+          const int64_t index[8] = {i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
+          dst_projection->project8(d, nc, index);
+        }
       }
 #endif
       for (; i < end; ++i) {
@@ -200,7 +207,9 @@ void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap&
 }
 
 void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMap& cols1,
-                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2) {
+                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2,
+                        const RowProjection* dst1_projection,
+                        const RowProjection* dst2_projection) {
   const int64_t nr = rows1.size(), nc = cols1.size();
   if (rows2.size() != nr || cols2.size() != nc)
     throw std::logic_error("permute_scale_pair: the two maps' extents differ");
@@ -220,9 +229,9 @@ void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMa
   // Output rows [begin, end) of dst1, and wherever their source rows go in dst2.
   const auto gather_range = [&](int64_t begin, int64_t end, float* buf) {
     if (short_rows) {
-      const SecondGather second{dst2, inv2.data(), rows2.mul.data(), ci2, cm2};
+      const SecondGather second{dst2, inv2.data(), rows2.mul.data(), ci2, cm2, dst2_projection};
       gather_short_rows_avx512(src, dst1, nc, rows1.index.data(), rows1.mul.data(), begin, end, ci1,
-                               cm1, nullptr, ahead, &second);
+                               cm1, nullptr, dst1_projection, ahead, &second);
       return;
     }
     if (ahead > 0)
@@ -246,6 +255,15 @@ void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMa
       transpose_rows8_to_columns(s, nc, buf);  // once for both destinations
       gather_columns8(buf, ci1, cm1, rows1.mul.data() + i, nc, d1);
       gather_columns8(buf, ci2, cm2, rm2, nc, d2);
+      if (dst1_projection != nullptr) {
+        const int64_t index[8] = {i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
+        dst1_projection->project8(d1, nc, index);
+      }
+      if (dst2_projection != nullptr) {
+        int64_t index[8];
+        for (int64_t k = 0; k < 8; ++k) index[k] = inv2[static_cast<size_t>(source(i + k))];
+        dst2_projection->project8(d2, nc, index);
+      }
     }
 #endif
     for (; i < end; ++i) {
@@ -258,6 +276,8 @@ void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMa
       }
       gather_row(srow, ci1, cm1, rows1.mul[static_cast<size_t>(i)], nc, dst1 + i * nc);
       gather_row(srow, ci2, cm2, rows2.mul[static_cast<size_t>(i2)], nc, dst2 + i2 * nc);
+      if (dst1_projection != nullptr) dst1_projection->project(dst1 + i * nc, nc, i);
+      if (dst2_projection != nullptr) dst2_projection->project(dst2 + i2 * nc, nc, i2);
     }
   };
   const size_t scratch = tiled                   ? static_cast<size_t>(8 * nc)
@@ -289,24 +309,26 @@ int64_t plane_of(const Shape& s, const GatherMap& rows, const GatherMap& cols, c
 }
 }  // namespace
 
-BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols,
-                    const char* what) {
+BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols, const char* what,
+                    const RowProjection* projection) {
   const int64_t plane = plane_of(t.shape(), rows, cols, what);
   BlindedTensor out = BlindedTensor::allocate(t.shape());
-  permute_scale(t.data(), out.mutable_data(), plane, rows, cols);
+  permute_scale(t.data(), out.mutable_data(), plane, rows, cols, nullptr, projection);
   return out;
 }
 
 std::pair<BlindedTensor, BlindedTensor> blind_pair(const Tensor& t, const GatherMap& rows1,
                                                    const GatherMap& cols1, const GatherMap& rows2,
-                                                   const GatherMap& cols2, const char* what) {
+                                                   const GatherMap& cols2, const char* what,
+                                                   const RowProjection* projection1,
+                                                   const RowProjection* projection2) {
   if (plane_of(t.shape(), rows1, cols1, what) != 1 || plane_of(t.shape(), rows2, cols2, what) != 1)
     throw std::invalid_argument(std::string(what) + ": tensor " + t.shape().to_string() +
                                 " is not a matrix");
   std::pair<BlindedTensor, BlindedTensor> out{BlindedTensor::allocate(t.shape()),
                                               BlindedTensor::allocate(t.shape())};
   permute_scale_pair(t.data(), rows1, cols1, out.first.mutable_data(), rows2, cols2,
-                     out.second.mutable_data());
+                     out.second.mutable_data(), projection1, projection2);
   return out;
 }
 

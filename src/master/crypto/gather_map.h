@@ -54,26 +54,35 @@ void expect_one_key_per_entry(std::span<const DimKey> keys, const BatchedMatmulK
 /// [rows.size(), cols.size(), plane] tensor stored densely (src has the same extents as dst).
 /// One read and one write per element; OpenMP over rows (serial when called inside a parallel
 /// region or for small sizes). With `projection` (plane 1 only), also projects every source row
-/// (RowProjection) while it is in cache.
+/// (RowProjection) while it is in cache; with `dst_projection`, every destination row once written
+/// (row i of dst is projected as row i).
 void permute_scale(const float* src, float* dst, int64_t plane, const GatherMap& rows,
-                   const GatherMap& cols, const RowProjection* projection = nullptr);
+                   const GatherMap& cols, const RowProjection* projection = nullptr,
+                   const RowProjection* dst_projection = nullptr);
 
 /// Two plane-1 permute_scale calls on one source in a single pass over it: dst1 under (rows1,
 /// cols1) and dst2 under (rows2, cols2), all [rows, cols] (equal extents). Bit-identical to the
 /// two calls; reads each source row once instead of twice (a Linear layer's output gradient,
-/// blinded under both of its backward keys).
+/// blinded under both of its backward keys). `dst1_projection`, `dst2_projection` (may be null):
+/// as permute_scale's dst_projection, for each destination.
 void permute_scale_pair(const float* src, const GatherMap& rows1, const GatherMap& cols1,
-                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2);
+                        float* dst1, const GatherMap& rows2, const GatherMap& cols2, float* dst2,
+                        const RowProjection* dst1_projection = nullptr,
+                        const RowProjection* dst2_projection = nullptr);
 
 /// permute_scale of a plaintext tensor of shape [rows, cols, ...] (trailing dims form the plane)
 /// into a new blinded tensor of the same shape. Throws std::invalid_argument (naming `what`)
-/// when dims 0 and 1 do not match the maps.
-BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols,
-                    const char* what);
-/// blind() of a plaintext matrix under two pairs of maps at once (permute_scale_pair).
+/// when dims 0 and 1 do not match the maps. `projection` (may be null, plane 1 only): of the
+/// blinded rows, as permute_scale's dst_projection.
+BlindedTensor blind(const Tensor& t, const GatherMap& rows, const GatherMap& cols, const char* what,
+                    const RowProjection* projection = nullptr);
+/// blind() of a plaintext matrix under two pairs of maps at once (permute_scale_pair), each
+/// result's rows projected by its own `projection` (may be null).
 std::pair<BlindedTensor, BlindedTensor> blind_pair(const Tensor& t, const GatherMap& rows1,
                                                    const GatherMap& cols1, const GatherMap& rows2,
-                                                   const GatherMap& cols2, const char* what);
+                                                   const GatherMap& cols2, const char* what,
+                                                   const RowProjection* projection1 = nullptr,
+                                                   const RowProjection* projection2 = nullptr);
 /// The same from a blinded tensor into a new plaintext one (`projection`: see permute_scale).
 Tensor unblind(const BlindedTensor& t, const GatherMap& rows, const GatherMap& cols,
                const char* what, const RowProjection* projection = nullptr);

@@ -14,11 +14,11 @@ void expect_rank2(const Tensor& t, const char* what) {
 }
 }  // namespace
 
-BlindedTensor MatmulEncryptor::encrypt_a(const Tensor& a) const {
+BlindedTensor MatmulEncryptor::encrypt_a(const Tensor& a, const RowProjection* projection) const {
   const char* what = "MatmulEncryptor::encrypt_a";
   expect_rank2(a, what);
   return blind(a, GatherMap::encrypt(key_.m, ScalePower::kScale),
-               GatherMap::encrypt(key_.k, ScalePower::kScale), what);
+               GatherMap::encrypt(key_.k, ScalePower::kScale), what, projection);
 }
 
 BlindedTensor MatmulEncryptor::encrypt_b(const Tensor& b) const {
@@ -47,7 +47,8 @@ BlindedTensor MatmulEncryptor::encrypt_grad_for_db(const Tensor& dc, const DimKe
 }
 
 std::pair<BlindedTensor, BlindedTensor> MatmulEncryptor::encrypt_grads(
-    const Tensor& dc, const DimKey& da_rows, const DimKey& db_cols) const {
+    const Tensor& dc, const DimKey& da_rows, const DimKey& db_cols, const RowProjection* project_da,
+    const RowProjection* project_db) const {
   const char* what = "MatmulEncryptor::encrypt_grads";
   expect_rank2(dc, what);
   if (da_rows.size() != key_.m.size() || db_cols.size() != key_.n.size())
@@ -55,7 +56,7 @@ std::pair<BlindedTensor, BlindedTensor> MatmulEncryptor::encrypt_grads(
   return blind_pair(dc, GatherMap::encrypt(da_rows, ScalePower::kScale),
                     GatherMap::encrypt(key_.n, ScalePower::kInverse),
                     GatherMap::encrypt(key_.m, ScalePower::kInverse),
-                    GatherMap::encrypt(db_cols, ScalePower::kScale), what);
+                    GatherMap::encrypt(db_cols, ScalePower::kScale), what, project_da, project_db);
 }
 
 }  // namespace tempo::crypto

@@ -6,6 +6,7 @@
 #include "common/blinded_tensor.h"
 #include "master/core/tensor.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -25,13 +26,15 @@ namespace tempo::crypto {
 /// are PROTOCOL.md's dX (A = X, pi_m = pi_b, pi_k = pi_i, pi_n = pi_o) and dW.
 ///
 /// The key is held by reference and must outlive the encryptor. Every call is one gather pass
-/// (read each input element once, write each output element once), OpenMP over rows.
+/// (read each input element once, write each output element once), OpenMP over rows. A
+/// `projection` (may be null) projects each blinded row once written (RowProjection: what an
+/// integrity check would otherwise read the blinded operand again for).
 class MatmulEncryptor {
  public:
   explicit MatmulEncryptor(const MatmulKey& key) : key_(key) {}
 
   /// A [m,k] -> A' [m,k]. Throws std::invalid_argument on a shape that does not fit the key.
-  BlindedTensor encrypt_a(const Tensor& a) const;
+  BlindedTensor encrypt_a(const Tensor& a, const RowProjection* projection = nullptr) const;
   /// B [k,n] -> B' [k,n].
   BlindedTensor encrypt_b(const Tensor& b) const;
   /// dC [m,n] -> dC'1 [m,n] under (da_rows ; key.n with 1/u): the operand of dA' = dC'1 · B'^T.
@@ -40,9 +43,11 @@ class MatmulEncryptor {
   /// dC [m,n] -> dC'2 [m,n] under (key.m with 1/r ; db_cols): the operand of dB' = A'^T · dC'2.
   /// `db_cols` is a fresh DimKey of size n.
   BlindedTensor encrypt_grad_for_db(const Tensor& dc, const DimKey& db_cols) const;
-  /// {encrypt_grad_for_da(dc, da_rows), encrypt_grad_for_db(dc, db_cols)} in one pass over dC.
-  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dc, const DimKey& da_rows,
-                                                        const DimKey& db_cols) const;
+  /// {encrypt_grad_for_da(dc, da_rows), encrypt_grad_for_db(dc, db_cols)} in one pass over dC,
+  /// the rows of dC'1 projected by `project_da`, those of dC'2 by `project_db`.
+  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(
+      const Tensor& dc, const DimKey& da_rows, const DimKey& db_cols,
+      const RowProjection* project_da = nullptr, const RowProjection* project_db = nullptr) const;
 
  private:
   const MatmulKey& key_;

@@ -7,14 +7,15 @@
 
 namespace tempo::crypto {
 
-MatmulForward MatmulObfuscator::encrypt(const Tensor& x, const Tensor& w) const {
+MatmulForward MatmulObfuscator::encrypt(const Tensor& x, const Tensor& w,
+                                        const ProjectX& project_x) const {
   if (x.rank() != 2 || w.rank() != 2 || x.dim(1) != w.dim(0))
     throw std::invalid_argument("MatmulObfuscator::encrypt: shapes " + x.shape().to_string() +
                                 " and " + w.shape().to_string() + " do not chain");
   MatmulForward fw(keygen_, keygen_.matmul_key(x.dim(0), x.dim(1), w.dim(1)));
   const MatmulEncryptor enc(fw.key_);
-  fw.x_ = enc.encrypt_a(x);
   fw.w_ = enc.encrypt_b(w);
+  fw.x_ = enc.encrypt_a(x, project_x ? project_x(fw.w_) : nullptr);
   return fw;
 }
 
@@ -37,10 +38,11 @@ BlindedTensor MatmulForward::encrypt_grad_for_dw(const Tensor& dy) {
   return MatmulEncryptor(key_).encrypt_grad_for_db(dy, *dw_cols_);
 }
 
-std::pair<BlindedTensor, BlindedTensor> MatmulForward::encrypt_grads(const Tensor& dy) {
+std::pair<BlindedTensor, BlindedTensor> MatmulForward::encrypt_grads(
+    const Tensor& dy, const RowProjection* project_dx, const RowProjection* project_dw) {
   dx_rows_ = keygen_.dim_key(key_.m.size());
   dw_cols_ = keygen_.dim_key(key_.n.size());
-  return MatmulEncryptor(key_).encrypt_grads(dy, *dx_rows_, *dw_cols_);
+  return MatmulEncryptor(key_).encrypt_grads(dy, *dx_rows_, *dw_cols_, project_dx, project_dw);
 }
 
 Tensor MatmulForward::decrypt_dw(const BlindedTensor& dw) const {

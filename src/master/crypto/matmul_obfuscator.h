@@ -1,6 +1,7 @@
 // One-call API for a blinded Linear-style product and its backward (what the offload engine uses).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -50,8 +51,12 @@ class MatmulForward {
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy);
   /// dW' = X'^T · dY'2 [k,n] -> dW = X^T·dY. Throws std::logic_error before encrypt_grad_for_dw.
   Tensor decrypt_dw(const BlindedTensor& dw) const;
-  /// {encrypt_grad_for_dx(dy), encrypt_grad_for_dw(dy)} in one pass over dY.
-  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dy);
+  /// {encrypt_grad_for_dx(dy), encrypt_grad_for_dw(dy)} in one pass over dY; the rows of dY'1 are
+  /// projected by `project_dx` and those of dY'2 by `project_dw` as they are written (may be null:
+  /// see MatmulEncryptor).
+  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dy,
+                                                        const RowProjection* project_dx = nullptr,
+                                                        const RowProjection* project_dw = nullptr);
 
   const MatmulKey& key() const { return key_; }
 
@@ -74,9 +79,14 @@ class MatmulObfuscator {
  public:
   explicit MatmulObfuscator(ObfuscationParams params = {}) : keygen_(params) {}
 
-  /// Draws a fresh MatmulKey for X [m,k]·W [k,n] and encrypts both operands.
-  /// Throws std::invalid_argument when the shapes do not chain.
-  MatmulForward encrypt(const Tensor& x, const Tensor& w) const;
+  /// Given W' once it is blinded, what to project X''s rows on while they are written (null:
+  /// nothing); see integrity::PreparedCheck.
+  using ProjectX = std::function<const RowProjection*(const BlindedTensor& w)>;
+
+  /// Draws a fresh MatmulKey for X [m,k]·W [k,n] and encrypts both operands (W first, then X,
+  /// whose rows `project_x` may have projected). Throws std::invalid_argument when the shapes do
+  /// not chain.
+  MatmulForward encrypt(const Tensor& x, const Tensor& w, const ProjectX& project_x = {}) const;
 
   const KeyGenerator& key_generator() const { return keygen_; }
 

@@ -25,6 +25,18 @@ void row_sum_and_abs_avx512(const float* row, const double* w, const double* w_a
 /// tail (attention heads have 16 columns).
 inline constexpr int64_t kAvx512MinRow = 32;
 
+struct RowProjectionArgs {
+  const double* vecs;
+  int rounds;
+  int64_t rows;
+  double* out;
+  double* out_abs;
+  const double* abs_weights;
+};
+/// RowProjection::project8 on AVX-512 (rounds >= 1); call only when simd::avx512().
+void project8_avx512(const RowProjectionArgs& p, const float* const rows[8], int64_t n,
+                     const int64_t index[8]);
+
 }  // namespace detail
 
 /// Σ_j f(row[j])·w[j] in double (f = |.| with Abs; w = 1 without Weighted) over n floats.
@@ -49,32 +61,57 @@ inline void row_sum_and_abs(const float* row, const double* w, const double* w_a
   detail::row_sum_and_abs<simd::Avx2, WeightedAbs>(row, w, w_abs, n, sum_out, abs_out);
 }
 
-/// What an integrity check needs from a result C [m, n] (integrity::ProductCheck), filled by a
-/// decryption kernel as it reads each row of C anyway, instead of in a pass of its own:
-///   out[r·m + i] = Σ_j C[i][j] · vecs[r·n + j]   (r < rounds)      out_abs[i] = Σ_j |C[i][j]|
-/// accumulated in double; i is the row as stored (blinded order). For a batched result, entry()
-/// gives each entry's part (entries in blinded order).
+/// What an integrity check needs from the rows of a matrix C [m, n] (integrity::ProductCheck),
+/// filled by a kernel that reads or writes each row of C anyway, instead of in a pass of its own:
+///   out[r·m + i] = Σ_j C[i][j] · vecs[r·n + j]   (r < rounds)
+///   out_abs[i]   = Σ_j |C[i][j]| · abs_weights[j]   (abs_weights[j] = 1 when null)
+/// accumulated in double; i is the row as stored (blinded order). A result's rows are projected on
+/// the check's ±1 vectors by the kernel that decrypts it; an operand's rows on op(B)·v, weighted by
+/// |op(B)|·1, by the kernel that blinds it (integrity::PreparedCheck). For a batched result,
+/// entry() gives each entry's part (entries in blinded order).
 struct RowProjection {
   const double* vecs = nullptr;  ///< [rounds][n]
   int rounds = 0;
-  int64_t rows = 0;           ///< m: the stride between rounds in `out`
-  double* out = nullptr;      ///< [rounds][m]
-  double* out_abs = nullptr;  ///< [m]
+  int64_t rows = 0;                     ///< m: the stride between rounds in `out`
+  double* out = nullptr;                ///< [rounds][m]
+  double* out_abs = nullptr;            ///< [m]
+  const double* abs_weights = nullptr;  ///< [n], or null for all ones
 
   /// The projection of batch entry e of a batched result [batch, m, n] whose vectors are laid out
-  /// [batch][rounds][n] and outputs [batch][rounds][m] and [batch][m] (integrity::ProductCheck).
+  /// [batch][rounds][n] and outputs [batch][rounds][m] and [batch][m] (integrity::ProductCheck);
+  /// weights, if any, [batch][n].
   RowProjection entry(int64_t e, int64_t n) const {
-    return {vecs + e * rounds * n, rounds, rows, out + e * rounds * rows, out_abs + e * rows};
+    return {vecs + e * rounds * n,
+            rounds,
+            rows,
+            out + e * rounds * rows,
+            out_abs + e * rows,
+            abs_weights ? abs_weights + e * n : nullptr};
   }
 
   /// Projects row i (n floats at `row`).
   void project(const float* row, int64_t n, int64_t i) const {
     if (rounds < 1) {
-      out_abs[i] = row_sum<true, false>(row, nullptr, n);
+      out_abs[i] = abs_weights ? row_sum<true, true>(row, abs_weights, n)
+                               : row_sum<true, false>(row, nullptr, n);
       return;
     }
-    row_sum_and_abs<false>(row, vecs, nullptr, n, &out[i], &out_abs[i]);
+    if (abs_weights)
+      row_sum_and_abs<true>(row, vecs, abs_weights, n, &out[i], &out_abs[i]);
+    else
+      row_sum_and_abs<false>(row, vecs, nullptr, n, &out[i], &out_abs[i]);
     for (int r = 1; r < rounds; ++r) out[r * rows + i] = row_sum<false, true>(row, vecs + r * n, n);
+  }
+
+  /// project() of 8 rows at once (rows[k] is row index[k]): one load of each vector entry for all
+  /// eight and no horizontal sum per row in the loop, for kernels that write rows in tiles of 8.
+  /// The same terms as project(), summed in another order.
+  void project8(const float* const rows8[8], int64_t n, const int64_t index[8]) const {
+    if (rounds >= 1 && simd::avx512()) {
+      detail::project8_avx512({vecs, rounds, rows, out, out_abs, abs_weights}, rows8, n, index);
+      return;
+    }
+    for (int k = 0; k < 8; ++k) project(rows8[k], n, index[k]);
   }
 };
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "master/core/thread_team.h"
 #include "master/crypto/csprng.h"
@@ -23,8 +25,9 @@ struct Worst {
 
 ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
                            bool trans_b, int rounds, Precision precision,
-                           const OperandProjection& project_a, const OperandProjection& project_b)
-    : rounds_(rounds), precision_(precision) {
+                           const OperandProjection& project_a, const OperandProjection& project_b,
+                           std::vector<double> signs)
+    : rounds_(rounds), precision_(precision), signs_(std::move(signs)) {
   if (rounds < 1) throw std::invalid_argument("ProductCheck: rounds must be >= 1");
   const int rank = a.rank();
   if ((rank != 2 && rank != 3) || b.rank() != rank || (rank == 3 && a.dim(0) != b.dim(0)))
@@ -43,8 +46,13 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   expected_ = rank == 3 ? Shape{batch_, m_, n_} : Shape{m_, n_};
 
   const int t = rounds_;
-  crypto::Csprng rng;
-  signs_ = random_signs(rng, batch_ * t * n_);
+  if (signs_.empty()) {
+    crypto::Csprng rng;
+    signs_ = random_signs(rng, batch_ * t * n_);
+  } else if (static_cast<int64_t>(signs_.size()) != batch_ * t * n_) {
+    throw std::invalid_argument("ProductCheck: " + std::to_string(signs_.size()) +
+                                " preset vector entries for " + std::to_string(batch_ * t * n_));
+  }
   abv_.assign(static_cast<size_t>(batch_ * t * m_), 0.0);
   ab_abs_.assign(static_cast<size_t>(batch_ * m_), 0.0);
   const std::vector<double> ones(static_cast<size_t>(n_), 1.0);

@@ -27,10 +27,13 @@ class ProductCheck {
  public:
   /// rounds >= 1. Throws std::invalid_argument when A and B do not chain (the master's own bug).
   /// `project_a`, `project_b` (optional, unbatched products only) stand in for the passes over A
-  /// and B (see OperandProjection).
+  /// and B (see OperandProjection). `signs` (optional, [batch][rounds][n]): vectors drawn
+  /// beforehand from the CSPRNG (PreparedCheck), instead of drawing them here; throws
+  /// std::invalid_argument when their count does not fit.
   ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,
                int rounds, Precision precision = Precision::kFp32,
-               const OperandProjection& project_a = {}, const OperandProjection& project_b = {});
+               const OperandProjection& project_a = {}, const OperandProjection& project_b = {},
+               std::vector<double> signs = {});
 
   /// A C of the wrong shape, or with a non-finite entry, fails without a round.
   CheckOutcome verify(const BlindedTensor& c) const;

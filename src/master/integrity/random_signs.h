@@ -9,7 +9,8 @@
 namespace tempo::integrity {
 
 /// `count` independent uniform ±1 values (as doubles) from the CSPRNG. The worker never sees
-/// them, and they are drawn after its result exists (docs/integrity.md: why that matters).
+/// them, so its result cannot depend on them, whenever they are drawn (docs/integrity.md: why
+/// that matters).
 std::vector<double> random_signs(crypto::Csprng& rng, int64_t count);
 
 }  // namespace tempo::integrity

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "master/integrity/conv_check.h"
 
@@ -11,10 +12,11 @@ using protocol::Op;
 
 ResultCheck::ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b,
                          int rounds, Precision precision, const OperandProjection& project_a,
-                         const OperandProjection& project_b)
+                         const OperandProjection& project_b, std::vector<double> signs)
     : spec_(spec), a_(&a), b_(&b), rounds_(rounds), precision_(precision) {
   if (spec.op == Op::kMatMul || spec.op == Op::kBatchedMatMul)
-    product_.emplace(a, b, spec.trans_a, spec.trans_b, rounds, precision, project_a, project_b);
+    product_.emplace(a, b, spec.trans_a, spec.trans_b, rounds, precision, project_a, project_b,
+                     std::move(signs));
 }
 
 CheckOutcome ResultCheck::verify(const BlindedTensor& result) const {

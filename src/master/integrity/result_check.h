@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "common/blinded_tensor.h"
 #include "common/worker_protocol.h"
@@ -29,10 +30,10 @@ struct OperationSpec {
 /// convolutions the projection checks of conv_check.h.
 class ResultCheck {
  public:
-  /// `project_a`, `project_b`: see ProductCheck (products only).
+  /// `project_a`, `project_b`, `signs`: see ProductCheck (products only).
   ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b, int rounds,
               Precision precision, const OperandProjection& project_a = {},
-              const OperandProjection& project_b = {});
+              const OperandProjection& project_b = {}, std::vector<double> signs = {});
   CheckOutcome verify(const BlindedTensor& result) const;
   /// The product check, for verifying from projections a decryption kernel took (null for
   /// convolutions).

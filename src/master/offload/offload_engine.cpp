@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <utility>
 
 #include "master/offload/tempo_compute.h"
 
@@ -197,7 +198,8 @@ std::optional<BlindedTensor> OffloadEngine::receive_checkable(
     std::optional<integrity::ResultCheck>& check) {
   const integrity::IntegrityOptions& opt = integrity_.options();
   const auto start = Clock::now();
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b,
+                std::exchange(op.preset_signs, {}));
   integrity_.add_check_time(elapsed_ns(start));
   protocol::Response response = op.response.get();
   if (response.unavailable) return no_worker(op, layer, what, response.error);

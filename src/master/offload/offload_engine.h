@@ -84,6 +84,10 @@ class OffloadEngine {
     BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
     /// Optional faster projections of a and b for the check (integrity::OperandProjection).
     integrity::OperandProjection project_a, project_b;
+    /// Vectors drawn for the first check of the result before its operands were blinded
+    /// (integrity::PreparedCheck; empty: the check draws them). A re-sent request's check draws
+    /// fresh ones.
+    std::vector<double> preset_signs;
     int64_t sent_bytes = 0;
     int64_t result_bytes = 0;  ///< set on receipt: the size of the worker's (first) result
     bool lost = false;         ///< set by receive_verified: no worker was left to compute it

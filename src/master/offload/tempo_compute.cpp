@@ -4,8 +4,10 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "master/core/blas.h"
+#include "master/integrity/prepared_check.h"
 #include "master/nn/plain_compute.h"
 #include "master/nn/plain_conv_backend.h"
 
@@ -180,6 +182,15 @@ integrity::OperandProjection input_projection(const Forward&, const Tensor&) {
   return {};
 }
 
+/// Hands a check prepared while the operands were blinded to the operation (its vectors, B's side,
+/// and A's side when `with_a`).
+void use_prepared(OffloadEngine::InFlight& op, const integrity::PreparedCheck& prepared,
+                  bool with_a) {
+  if (with_a) op.project_a = prepared.replay_a();
+  op.project_b = prepared.replay_b();
+  op.preset_signs = prepared.signs();
+}
+
 /// Splits the batch over the live workers, blinds each shard under its own key, sends every
 /// shard before awaiting the first result (so blinding, transfers, the workers' products and
 /// unblinding overlap), then unblinds the shards in order. `encrypt(rows, w)` blinds one shard
@@ -204,7 +215,24 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     sh.worker = plan_rows[i].worker;
     sh.x = whole ? x : rows_of(x, plan_rows[i].begin, plan_rows[i].end);
     if (plan.batched) sh.w = whole ? w : rows_of(w, plan_rows[i].begin, plan_rows[i].end);
-    sh.fw.emplace(encrypt(sh.x, plan.batched ? sh.w : w));
+    // A Linear layer's check of Y' = X'·W': X''s projection is taken while X is blinded.
+    std::shared_ptr<integrity::PreparedCheck> prepared;
+    if constexpr (std::is_invocable_v<Encrypt&, const Tensor&, const Tensor&,
+                                      const crypto::MatmulObfuscator::ProjectX&>) {
+      crypto::RowProjection x_rows;
+      crypto::MatmulObfuscator::ProjectX project_x;
+      if (verify)
+        project_x = [&](const BlindedTensor& wb) -> const crypto::RowProjection* {
+          prepared = integrity::PreparedCheck::draw(engine.integrity().options().rounds,
+                                                    sh.x.dim(0), sh.x.dim(1), wb.dim(1));
+          prepared->project_b(wb, false);
+          x_rows = prepared->a_rows();
+          return &x_rows;
+        };
+      sh.fw.emplace(encrypt(sh.x, w, project_x));
+    } else {
+      sh.fw.emplace(encrypt(sh.x, plan.batched ? sh.w : w));
+    }
     Forward& fw = *sh.fw;
     Request r;
     r.op = plan.forward_op;
@@ -216,7 +244,10 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     r.b = Operand::inline_tensor(fw.w(), sh.w_handle);
     sent[i] = bytes_of(fw.x()) + bytes_of(fw.w());
     ops[i] = submit_product(engine, clock, std::move(r), fw.x(), fw.w(), sh.worker);
-    if (verify) ops[i].project_a = input_projection(fw, sh.x);
+    if (prepared)
+      use_prepared(ops[i], *prepared, true);
+    else if (verify)
+      ops[i].project_a = input_projection(fw, sh.x);
     if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
   std::vector<Tensor> pieces(plan_rows.size());
@@ -270,8 +301,10 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
     b[i].local = !sh.fw || engine.must_run_locally();
     if (b[i].local) continue;
     Forward& fw = *sh.fw;
-    // Both gradient operands in one pass over dY where the Forward can (Linear layers).
+    // Both gradient operands in one pass over dY where the Forward can (Linear layers), which
+    // also takes the checks' projections of both (PreparedCheck).
     std::optional<BlindedTensor> g_for_dw;
+    std::shared_ptr<integrity::PreparedCheck> dx_prepared, dw_prepared;
     if (dx) {
       Request r;
       r.op = p.dx_op;
@@ -281,7 +314,20 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       BlindedTensor g;
       if constexpr (requires { fw.encrypt_grads(b[i].dy); }) {
         if (want_dw) {
-          auto both = fw.encrypt_grads(b[i].dy);
+          crypto::RowProjection dx_rows, dw_rows;
+          if (verify) {
+            // W' [k, n]; dX' = dY'1·W'ᵀ (A [m, n], op(B) [n, k]); dW' = X'ᵀ·dY'2 (op(A) [k, m],
+            // B [m, n]).
+            const int rounds = engine.integrity().options().rounds;
+            const int64_t m = b[i].dy.dim(0), n = b[i].dy.dim(1), k = fw.w().dim(0);
+            dx_prepared = integrity::PreparedCheck::draw(rounds, m, n, k);
+            dx_prepared->project_b(fw.w(), true);
+            dx_rows = dx_prepared->a_rows();
+            dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n);
+            dw_rows = dw_prepared->b_rows();
+          }
+          auto both =
+              fw.encrypt_grads(b[i].dy, verify ? &dx_rows : nullptr, verify ? &dw_rows : nullptr);
           g = std::move(both.first);
           g_for_dw = std::move(both.second);
         } else {
@@ -295,6 +341,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       r.b = Operand::cached(sh.w_handle);
       if (!want_dw) r.free_handles = {sh.x_handle, sh.w_handle};
       b[i].dx_op = submit_product(engine, clock, std::move(r), std::move(g), fw.w(), sh.worker);
+      if (dx_prepared) use_prepared(*b[i].dx_op, *dx_prepared, true);
     }
     if (want_dw) {
       Request r;
@@ -319,6 +366,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       if (verify)
         (p.dw_cached_x_is_b ? b[i].dw_op->project_b : b[i].dw_op->project_a) =
             input_projection(fw, sh.x);
+      if (dw_prepared) use_prepared(*b[i].dw_op, *dw_prepared, false);
     }
     if (!dx && !want_dw) {
       Request r;
@@ -401,8 +449,10 @@ Tensor TempoCompute::matmul(const Tensor& x, const Tensor& w,
   plan.dw_trans_a = true;  // dW' = X'ᵀ · dY'2
   return offload_forward<crypto::MatmulForward>(
       engine_, layer_, x, w,
-      [&](const Tensor& rows, const Tensor&) { return engine_.matmul().encrypt(rows, w); }, plan,
-      saved);
+      [&](const Tensor& rows, const Tensor&, const crypto::MatmulObfuscator::ProjectX& project_x) {
+        return engine_.matmul().encrypt(rows, w, project_x);
+      },
+      plan, saved);
 }
 
 void TempoCompute::matmul_backward(const Tensor& dy, std::unique_ptr<nn::SavedProduct>* saved,
