@@ -61,7 +61,7 @@ void lane_sums8(const __m512d v[8], double out[8]) {
 }
 }  // namespace
 
-void project8_avx512(const RowProjectionArgs& p, const float* const rows[8], int64_t n,
+void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t n,
                      const int64_t index[8]) {
   const __m512d ones = _mm512_set1_pd(1.0);
   for (int r = 0; r < p.rounds; ++r) {

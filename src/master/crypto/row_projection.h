@@ -10,6 +10,8 @@
 
 namespace tempo::crypto {
 
+struct RowProjection;
+
 namespace detail {
 
 #include "master/crypto/row_sums.inc"
@@ -25,16 +27,8 @@ void row_sum_and_abs_avx512(const float* row, const double* w, const double* w_a
 /// tail (attention heads have 16 columns).
 inline constexpr int64_t kAvx512MinRow = 32;
 
-struct RowProjectionArgs {
-  const double* vecs;
-  int rounds;
-  int64_t rows;
-  double* out;
-  double* out_abs;
-  const double* abs_weights;
-};
 /// RowProjection::project8 on AVX-512 (rounds >= 1); call only when simd::avx512().
-void project8_avx512(const RowProjectionArgs& p, const float* const rows[8], int64_t n,
+void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t n,
                      const int64_t index[8]);
 
 }  // namespace detail
@@ -108,7 +102,7 @@ struct RowProjection {
   /// The same terms as project(), summed in another order.
   void project8(const float* const rows8[8], int64_t n, const int64_t index[8]) const {
     if (rounds >= 1 && simd::avx512()) {
-      detail::project8_avx512({vecs, rounds, rows, out, out_abs, abs_weights}, rows8, n, index);
+      detail::project8_avx512(*this, rows8, n, index);
       return;
     }
     for (int k = 0; k < 8; ++k) project(rows8[k], n, index[k]);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "master/crypto/csprng.h"
 #include "master/integrity/random_signs.h"
@@ -11,6 +12,21 @@ namespace tempo::integrity {
 namespace {
 bool same(const double* x, const std::vector<double>& expected) {
   return std::equal(expected.begin(), expected.end(), x);
+}
+
+/// Answers (out, out_abs) once `done`, for exactly the vectors (x, x_abs) and `rounds`; every
+/// reference is into `owner`, which the answer keeps alive.
+OperandProjection replay(std::shared_ptr<const PreparedCheck> owner, const bool& done, int rounds,
+                         const std::vector<double>& x, const std::vector<double>& x_abs,
+                         const std::vector<double>& out, const std::vector<double>& out_abs) {
+  return [owner = std::move(owner), &done, rounds, &x, &x_abs, &out, &out_abs](
+             const double* asked, const double* asked_abs, int asked_rounds, double* result,
+             double* result_abs) {
+    if (!done || asked_rounds != rounds || !same(asked, x) || !same(asked_abs, x_abs)) return false;
+    std::copy(out.begin(), out.end(), result);
+    std::copy(out_abs.begin(), out_abs.end(), result_abs);
+    return true;
+  };
 }
 }  // namespace
 
@@ -52,31 +68,12 @@ crypto::RowProjection PreparedCheck::a_rows() {
   return {bv_.data(), rounds_, m_, abv_.data(), ab_abs_.data(), b_abs_.data()};
 }
 
-OperandProjection PreparedCheck::replay(bool PreparedCheck::*done,
-                                        std::vector<double> PreparedCheck::*x,
-                                        std::vector<double> PreparedCheck::*x_abs,
-                                        std::vector<double> PreparedCheck::*out,
-                                        std::vector<double> PreparedCheck::*out_abs) const {
-  return [self = shared_from_this(), done, x, x_abs, out, out_abs](
-             const double* asked, const double* asked_abs, int rounds, double* result,
-             double* result_abs) {
-    const PreparedCheck& p = *self;
-    if (!(p.*done) || rounds != p.rounds_ || !same(asked, p.*x) || !same(asked_abs, p.*x_abs))
-      return false;
-    std::copy((p.*out).begin(), (p.*out).end(), result);
-    std::copy((p.*out_abs).begin(), (p.*out_abs).end(), result_abs);
-    return true;
-  };
-}
-
 OperandProjection PreparedCheck::replay_a() const {
-  return replay(&PreparedCheck::a_done_, &PreparedCheck::bv_, &PreparedCheck::b_abs_,
-                &PreparedCheck::abv_, &PreparedCheck::ab_abs_);
+  return replay(shared_from_this(), a_done_, rounds_, bv_, b_abs_, abv_, ab_abs_);
 }
 
 OperandProjection PreparedCheck::replay_b() const {
-  return replay(&PreparedCheck::b_done_, &PreparedCheck::signs_, &PreparedCheck::ones_,
-                &PreparedCheck::bv_, &PreparedCheck::b_abs_);
+  return replay(shared_from_this(), b_done_, rounds_, signs_, ones_, bv_, b_abs_);
 }
 
 }  // namespace tempo::integrity

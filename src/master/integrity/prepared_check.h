@@ -52,11 +52,6 @@ class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
 
  private:
   PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n);
-  /// Answers (out, out_abs) for exactly the vectors (x, x_abs), once `done`.
-  OperandProjection replay(bool PreparedCheck::*done, std::vector<double> PreparedCheck::*x,
-                           std::vector<double> PreparedCheck::*x_abs,
-                           std::vector<double> PreparedCheck::*out,
-                           std::vector<double> PreparedCheck::*out_abs) const;
 
   int rounds_;
   int64_t m_, k_, n_;
