@@ -531,6 +531,91 @@ TEST(CryptoBatchedMatmul, KeyShiftGivesBothGradientsFromCachedOperands) {
     }
 }
 
+/// For a RowProjection of every entry's rows of t [batch, rows, cols] (rounds >= 1, ±1 vectors,
+/// abs weights 1): the expected values, summed directly in double.
+void expect_entry_row_projections(const BlindedTensor& t, const std::vector<double>& vecs,
+                                  int rounds, const std::vector<double>& out,
+                                  const std::vector<double>& out_abs) {
+  const int64_t batch = t.dim(0), rows = t.dim(1), cols = t.dim(2);
+  for (int64_t e = 0; e < batch; ++e)
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* row = t.data() + (e * rows + i) * cols;
+      double abs_sum = 0.0;
+      for (int64_t j = 0; j < cols; ++j) abs_sum += std::fabs(static_cast<double>(row[j]));
+      // Both sides sum the same double products of float entries and ±1 in different orders.
+      const double tol = std::ldexp(1.0, -50) * static_cast<double>(cols + 2) * abs_sum;
+      ASSERT_NEAR(out_abs[static_cast<size_t>(e * rows + i)], abs_sum, tol) << e << "/" << i;
+      for (int r = 0; r < rounds; ++r) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < cols; ++j)
+          sum +=
+              static_cast<double>(row[j]) * vecs[static_cast<size_t>((e * rounds + r) * cols + j)];
+        ASSERT_NEAR(out[static_cast<size_t>((e * rounds + r) * rows + i)], sum, tol)
+            << "entry " << e << ", row " << i << ", round " << r;
+      }
+    }
+}
+
+// A batched product's operands and both output-gradient blindings, each with a projection of the
+// rows it writes (laid out by blinded entry): the tensors are bit-identical to the unprojected
+// calls, the two gradient blindings of one pass to the two separate calls, and every row of every
+// entry is projected as if read afterwards.
+TEST(CryptoBatchedMatmul, BlindingsProjectTheRowsTheyWriteAndOnePassEqualsTwo) {
+  Rng rng(31);
+  const KeyGenerator keygen;
+  for (auto [entries, m, k, n] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {1, 1, 1, 1}, {3, 5, 7, 2}, {4, 64, 16, 64}, {8, 64, 64, 16}, {2, 33, 9, 70}})
+    for (int rounds : {1, 2}) {
+      const int64_t batch = entries;  // clang 14 cannot capture bindings
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", rounds " + std::to_string(rounds));
+      const crypto::BatchedMatmulKey key = keygen.batched_matmul_key(batch, m, k, n);
+      const crypto::BatchedMatmulEncryptor enc(key);
+      const std::vector<DimKey> da_rows = keygen.dim_keys(batch, m),
+                                db_cols = keygen.dim_keys(batch, n);
+      auto random = [&](const Shape& shape) {
+        Tensor t(shape);
+        for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(rng.normal());
+        return t;
+      };
+      auto signs = [&](int64_t count) {
+        std::vector<double> v(static_cast<size_t>(count));
+        for (double& x : v) x = rng.uniform() < 0.5 ? -1.0 : 1.0;
+        return v;
+      };
+      // Each call with its projection of rows of `cols` floats ([batch][rounds][rows] outputs).
+      auto projected = [&](int64_t rows, int64_t cols, auto blind) {
+        const std::vector<double> vecs = signs(batch * rounds * cols);
+        std::vector<double> out(static_cast<size_t>(batch * rounds * rows), NAN);
+        std::vector<double> out_abs(static_cast<size_t>(batch * rows), NAN);
+        const crypto::RowProjection p{vecs.data(), rounds, rows, out.data(), out_abs.data()};
+        const BlindedTensor with = blind(&p), without = blind(nullptr);
+        EXPECT_EQ(0, std::memcmp(with.data(), without.data(), static_cast<size_t>(with.bytes())));
+        expect_entry_row_projections(with, vecs, rounds, out, out_abs);
+      };
+      const Tensor a = random({batch, m, k}), b = random({batch, k, n}), bt = random({batch, n, k});
+      projected(m, k, [&](const crypto::RowProjection* p) { return enc.encrypt_a(a, false, p); });
+      projected(k, n, [&](const crypto::RowProjection* p) { return enc.encrypt_b(b, false, p); });
+      projected(n, k, [&](const crypto::RowProjection* p) { return enc.encrypt_b(bt, true, p); });
+      const Tensor dc = random({batch, m, n});
+      const std::vector<double> v1 = signs(batch * rounds * n), v2 = signs(batch * rounds * n);
+      std::vector<double> out1(static_cast<size_t>(batch * rounds * m)),
+          abs1(static_cast<size_t>(batch * m));
+      std::vector<double> out2(out1.size()), abs2(abs1.size());
+      const crypto::RowProjection p1{v1.data(), rounds, m, out1.data(), abs1.data()};
+      const crypto::RowProjection p2{v2.data(), rounds, m, out2.data(), abs2.data()};
+      const auto [g1, g2] = enc.encrypt_grads(dc, da_rows, db_cols, &p1, &p2);
+      const BlindedTensor one = enc.encrypt_grad_for_da(dc, da_rows);
+      const BlindedTensor two = enc.encrypt_grad_for_db(dc, db_cols);
+      ASSERT_EQ(0, std::memcmp(g1.data(), one.data(), static_cast<size_t>(one.bytes())));
+      ASSERT_EQ(0, std::memcmp(g2.data(), two.data(), static_cast<size_t>(two.bytes())));
+      expect_entry_row_projections(g1, v1, rounds, out1, abs1);
+      expect_entry_row_projections(g2, v2, rounds, out2, abs2);
+      if (dc.numel() > 1) {
+        EXPECT_NE(0, std::memcmp(g1.data(), g2.data(), static_cast<size_t>(g1.bytes())));
+      }
+    }
+}
+
 TEST(CryptoBatchedMatmul, GradientDecryptionBeforeItsEncryptionThrows) {
   const Tensor a({2, 3, 4}), b({2, 4, 5});
   crypto::BatchedMatmulForward fw = crypto::BatchedMatmulObfuscator().encrypt_forward(a, b, false);

@@ -1,7 +1,7 @@
 // The integrity checks' projections taken elsewhere than in a pass of their own (docs/integrity.md,
 // "Where the projections come from"): patch mode's X' projected from the plaintext input, and
 // the results (dP', Y', a Linear layer's Y' and dX') projected by the kernels that decrypt them.
-// A Linear layer's operands are projected by the kernels that blind them
+// A Linear layer's and attention's operands are projected by the kernels that blind them
 // (integrity::PreparedCheck). Each must equal the direct projection of the blinded tensor, and a
 // check built on them must still accept honest and reject wrong results.
 #include <gtest/gtest.h>
@@ -437,6 +437,94 @@ TEST(PreparedCheck, LinearBackwardChecksTakeBothGradientProjectionsFromOneBlindi
       EXPECT_TRUE(check_dw.verify(dw).passed) << check_dw.verify(dw).reason;
       EXPECT_FALSE(check_dw.verify(corrupted(dw)).passed);
     }
+}
+
+// Attention's forward products, prepared as the offload engine prepares them: C = A·B (A·V) takes
+// B''s rows and then A''s from their blinding; C = A·Bᵀ (Q·Kᵀ) takes B''s side in a pass over
+// the blinded Kᵀ, then A''s rows from their blinding. Every entry is checked (a wrong entry in the
+// last head is caught) without the check reading either operand.
+TEST(PreparedCheck, AttentionForwardChecksTakeTheirOperandsFromTheirBlinding) {
+  Rng rng(23);
+  const crypto::BatchedMatmulObfuscator obf;
+  for (const auto& [batch, m, k, n] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1},
+                                       {6, 9, 5, 7},
+                                       {16, 64, 16, 64},
+                                       {8, 64, 64, 16},
+                                       {3, 65, 33, 17}})
+    for (const bool tb : {false, true})
+      for (int rounds : {1, 2}) {
+        SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(m) + "x" + std::to_string(k) +
+                     "x" + std::to_string(n) + (tb ? " B^T" : " B") + ", rounds " +
+                     std::to_string(rounds));
+        const Tensor a = random_tensor({batch, m, k}, rng);
+        const Tensor b = random_tensor(tb ? Shape{batch, n, k} : Shape{batch, k, n}, rng);
+        auto prepared = integrity::PreparedCheck::draw(rounds, m, k, n, batch);
+        crypto::RowProjection a_rows, b_rows;
+        if (!tb) b_rows = prepared->b_rows();
+        const bool trans_b = tb;  // clang 14 cannot capture bindings
+        const crypto::BatchedMatmulForward fw =
+            obf.encrypt_forward(a, b, tb, tb ? nullptr : &b_rows,
+                                [&](const BlindedTensor& wb) -> const crypto::RowProjection* {
+                                  if (trans_b) prepared->project_b(wb, true);
+                                  a_rows = prepared->a_rows();
+                                  return &a_rows;
+                                });
+        const BlindedTensor c = worker_batched(fw.x(), fw.w(), false, tb);
+        const integrity::ProductCheck check(poisoned_like(fw.x()), poisoned_like(fw.w()), false, tb,
+                                            rounds, integrity::Precision::kFp32,
+                                            prepared->replay_a(), prepared->replay_b(),
+                                            prepared->signs());
+        EXPECT_TRUE(check.verify(c).passed) << check.verify(c).reason;
+        BlindedTensor wrong = corrupted(c);
+        EXPECT_FALSE(check.verify(wrong).passed);
+        std::copy(c.data(), c.data() + c.numel(), wrong.mutable_data());
+        corrupt(wrong, c.numel() - 1);
+        EXPECT_FALSE(check.verify(wrong).passed);
+      }
+}
+
+// Attention's backward: dC is blinded under both gradient keys in one pass, which projects dC'1 for
+// the backward-data check (the cached B' projected beforehand) and, for C = A·B, dC'2 for the
+// backward-weights check (dB' = A'ᵀ·dC'2, whose A' side the check projects itself). The checks
+// accept the honest results without reading what was projected for them and reject wrong ones.
+TEST(PreparedCheck, AttentionBackwardChecksTakeGradientProjectionsFromOneBlindingPass) {
+  Rng rng(24);
+  const crypto::BatchedMatmulObfuscator obf;
+  for (const auto& [batch, m, k, n] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1},
+                                       {6, 9, 5, 7},
+                                       {16, 64, 64, 16},
+                                       {8, 64, 16, 64},
+                                       {3, 33, 65, 17}})
+    for (const bool tb : {false, true})
+      for (int rounds : {1, 3}) {
+        SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(m) + "x" + std::to_string(k) +
+                     "x" + std::to_string(n) + (tb ? " B^T" : " B") + ", rounds " +
+                     std::to_string(rounds));
+        crypto::BatchedMatmulForward fw = obf.encrypt_forward(
+            random_tensor({batch, m, k}, rng),
+            random_tensor(tb ? Shape{batch, n, k} : Shape{batch, k, n}, rng), tb);
+        const Tensor dc = random_tensor({batch, m, n}, rng);
+        auto dx_check = integrity::PreparedCheck::draw(rounds, m, n, k, batch);
+        dx_check->project_b(fw.w(), !tb);
+        auto dw_check = integrity::PreparedCheck::draw(rounds, k, m, n, batch);
+        const crypto::RowProjection dx_rows = dx_check->a_rows(), dw_rows = dw_check->b_rows();
+        const auto [g1, g2] = fw.encrypt_grads(dc, &dx_rows, tb ? nullptr : &dw_rows);
+
+        const BlindedTensor da = worker_batched(g1, fw.w(), false, !tb);
+        const integrity::ProductCheck check_da(poisoned_like(g1), poisoned_like(fw.w()), false, !tb,
+                                               rounds, integrity::Precision::kFp32,
+                                               dx_check->replay_a(), dx_check->replay_b(),
+                                               dx_check->signs());
+        EXPECT_TRUE(check_da.verify(da).passed) << check_da.verify(da).reason;
+        EXPECT_FALSE(check_da.verify(corrupted(da)).passed);
+        if (tb) continue;  // dB' = dC'2ᵀ·A': dC'2 is op(A), not projected by rows
+        const BlindedTensor db = worker_batched(fw.x(), g2, true, false);
+        const integrity::ProductCheck check_db(fw.x(), poisoned_like(g2), true, false, rounds,
+                                               integrity::Precision::kFp32, {},
+                                               dw_check->replay_b(), dw_check->signs());
+        EXPECT_TRUE(check_db.verify(db).passed) << check_db.verify(db).reason;
+        EXPECT_FALSE(check_db.verify(corrupted(db)).passed);
+      }
 }
 
 TEST(PreparedCheck, ReplaysOnlyTheVectorsItWasPreparedWithAndRefusesMisuse) {

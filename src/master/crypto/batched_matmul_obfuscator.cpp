@@ -40,13 +40,15 @@ BatchedMatmulProduct BatchedMatmulObfuscator::encrypt(const Tensor& a, const Ten
 }
 
 BatchedMatmulForward BatchedMatmulObfuscator::encrypt_forward(const Tensor& a, const Tensor& b,
-                                                              bool trans_b) const {
+                                                              bool trans_b,
+                                                              const RowProjection* project_b,
+                                                              const ProjectA& project_a) const {
   const auto [m, k, n] =
       batched_dims(a, b, false, trans_b, "BatchedMatmulObfuscator::encrypt_forward");
   BatchedMatmulForward fw(keygen_, keygen_.batched_matmul_key(a.dim(0), m, k, n), trans_b);
   const BatchedMatmulEncryptor enc(fw.key_);
-  fw.x_ = enc.encrypt_a(a, false);
-  fw.w_ = enc.encrypt_b(b, trans_b);
+  fw.w_ = enc.encrypt_b(b, trans_b, project_b);
+  fw.x_ = enc.encrypt_a(a, false, project_a ? project_a(fw.w_) : nullptr);
   return fw;
 }
 
@@ -55,11 +57,22 @@ Tensor BatchedMatmulForward::decrypt(const BlindedTensor& c,
   return BatchedMatmulDecryptor(key_).decrypt(c, projection);
 }
 
-BlindedTensor BatchedMatmulForward::encrypt_grad_for_dx(const Tensor& dc) {
+void BatchedMatmulForward::draw_dx_keys() {
   dx_rows_ =
       keygen_.dim_keys(key_.batch.size(), key_.entries.empty() ? 0 : key_.entries[0].m.size());
   dx_drawn_ = true;
-  return BatchedMatmulEncryptor(key_).encrypt_grad_for_da(dc, dx_rows_);
+}
+
+void BatchedMatmulForward::draw_dw_keys() {
+  dw_cols_ =
+      keygen_.dim_keys(key_.batch.size(), key_.entries.empty() ? 0 : key_.entries[0].n.size());
+  dw_drawn_ = true;
+}
+
+BlindedTensor BatchedMatmulForward::encrypt_grad_for_dx(const Tensor& dc,
+                                                        const RowProjection* projection) {
+  draw_dx_keys();
+  return BatchedMatmulEncryptor(key_).encrypt_grad_for_da(dc, dx_rows_, projection);
 }
 
 Tensor BatchedMatmulForward::decrypt_dx(const BlindedTensor& da,
@@ -69,11 +82,17 @@ Tensor BatchedMatmulForward::decrypt_dx(const BlindedTensor& da,
   return BatchedMatmulDecryptor(key_).decrypt_da(da, dx_rows_, projection);
 }
 
-BlindedTensor BatchedMatmulForward::encrypt_grad_for_dw(const Tensor& dc) {
-  dw_cols_ =
-      keygen_.dim_keys(key_.batch.size(), key_.entries.empty() ? 0 : key_.entries[0].n.size());
-  dw_drawn_ = true;
-  return BatchedMatmulEncryptor(key_).encrypt_grad_for_db(dc, dw_cols_);
+BlindedTensor BatchedMatmulForward::encrypt_grad_for_dw(const Tensor& dc,
+                                                        const RowProjection* projection) {
+  draw_dw_keys();
+  return BatchedMatmulEncryptor(key_).encrypt_grad_for_db(dc, dw_cols_, projection);
+}
+
+std::pair<BlindedTensor, BlindedTensor> BatchedMatmulForward::encrypt_grads(
+    const Tensor& dc, const RowProjection* project_dx, const RowProjection* project_dw) {
+  draw_dx_keys();
+  draw_dw_keys();
+  return BatchedMatmulEncryptor(key_).encrypt_grads(dc, dx_rows_, dw_cols_, project_dx, project_dw);
 }
 
 Tensor BatchedMatmulForward::decrypt_dw(const BlindedTensor& db) const {

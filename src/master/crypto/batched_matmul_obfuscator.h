@@ -1,6 +1,7 @@
 // One-call API for a blinded batched product (attention).
 #pragma once
 
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -61,17 +62,23 @@ class BatchedMatmulForward {
   }
 
   /// C' [batch, m, n] -> C. With `projection`, also projects the rows of every entry of C' for its
-  /// integrity check in the same pass (RowProjection::entry).
+  /// integrity check in the same pass (RowProjection::entry). Encryptions' projections: see
+  /// BatchedMatmulEncryptor.
   Tensor decrypt(const BlindedTensor& c, const RowProjection* projection = nullptr) const;
   /// dC [batch, m, n] -> dC'1, drawing a fresh row key per entry. Call before decrypt_dx.
-  BlindedTensor encrypt_grad_for_dx(const Tensor& dc);
+  BlindedTensor encrypt_grad_for_dx(const Tensor& dc, const RowProjection* projection = nullptr);
   /// dA' [batch, m, k] -> dA = dC·op(B)^T. Throws std::logic_error before encrypt_grad_for_dx.
   /// `projection`: as for decrypt.
   Tensor decrypt_dx(const BlindedTensor& da, const RowProjection* projection = nullptr) const;
   /// dC -> dC'2, drawing a fresh column key per entry. Call before decrypt_dw.
-  BlindedTensor encrypt_grad_for_dw(const Tensor& dc);
+  BlindedTensor encrypt_grad_for_dw(const Tensor& dc, const RowProjection* projection = nullptr);
   /// dB' -> dB (the layout of B). Throws std::logic_error before encrypt_grad_for_dw.
   Tensor decrypt_dw(const BlindedTensor& db) const;
+  /// {encrypt_grad_for_dx(dc), encrypt_grad_for_dw(dc)} in one pass over dC, the rows of dC'1
+  /// projected by `project_dx` and those of dC'2 by `project_dw` (may be null).
+  std::pair<BlindedTensor, BlindedTensor> encrypt_grads(const Tensor& dc,
+                                                        const RowProjection* project_dx = nullptr,
+                                                        const RowProjection* project_dw = nullptr);
 
   const BatchedMatmulKey& key() const { return key_; }
 
@@ -79,6 +86,8 @@ class BatchedMatmulForward {
   friend class BatchedMatmulObfuscator;
   BatchedMatmulForward(KeyGenerator keygen, BatchedMatmulKey key, bool trans_b)
       : keygen_(keygen), key_(std::move(key)), trans_b_(trans_b) {}
+  void draw_dx_keys();
+  void draw_dw_keys();
 
   KeyGenerator keygen_;
   BatchedMatmulKey key_;
@@ -96,8 +105,16 @@ class BatchedMatmulObfuscator {
   /// A, B rank 3 with equal batch; op(A[b]) m×k, op(B[b]) k×n. Throws std::invalid_argument
   /// when they do not chain.
   BatchedMatmulProduct encrypt(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) const;
-  /// The same for C[b] = A[b]·op(B[b]) whose operands the worker caches for the backward.
-  BatchedMatmulForward encrypt_forward(const Tensor& a, const Tensor& b, bool trans_b) const;
+  /// Given B' once it is blinded, what to project A''s rows on while they are written (null:
+  /// nothing); see integrity::PreparedCheck.
+  using ProjectA = std::function<const RowProjection*(const BlindedTensor& b)>;
+
+  /// The same for C[b] = A[b]·op(B[b]) whose operands the worker caches for the backward. B is
+  /// blinded first, its stored rows projected by `project_b` (may be null), then A, whose rows
+  /// `project_a` may have projected.
+  BatchedMatmulForward encrypt_forward(const Tensor& a, const Tensor& b, bool trans_b,
+                                       const RowProjection* project_b = nullptr,
+                                       const ProjectA& project_a = {}) const;
 
  private:
   KeyGenerator keygen_;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "master/core/thread_team.h"
 #include "master/crypto/csprng.h"
 #include "master/integrity/random_signs.h"
 
@@ -30,30 +31,40 @@ OperandProjection replay(std::shared_ptr<const PreparedCheck> owner, const bool&
 }
 }  // namespace
 
-std::shared_ptr<PreparedCheck> PreparedCheck::draw(int rounds, int64_t m, int64_t k, int64_t n) {
-  return std::shared_ptr<PreparedCheck>(new PreparedCheck(rounds, m, k, n));
+std::shared_ptr<PreparedCheck> PreparedCheck::draw(int rounds, int64_t m, int64_t k, int64_t n,
+                                                   int64_t batch) {
+  return std::shared_ptr<PreparedCheck>(new PreparedCheck(rounds, m, k, n, batch));
 }
 
-PreparedCheck::PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n)
-    : rounds_(rounds), m_(m), k_(k), n_(n) {
-  if (rounds < 1 || m < 0 || k < 0 || n < 0)
-    throw std::invalid_argument("PreparedCheck: rounds must be >= 1 and extents >= 0");
+PreparedCheck::PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n, int64_t batch)
+    : rounds_(rounds), m_(m), k_(k), n_(n), batch_(batch) {
+  if (rounds < 1 || m < 0 || k < 0 || n < 0 || batch < 1)
+    throw std::invalid_argument("PreparedCheck: rounds and batch must be >= 1 and extents >= 0");
   crypto::Csprng rng;
-  signs_ = random_signs(rng, rounds * n);
-  ones_.assign(static_cast<size_t>(n), 1.0);
-  bv_.assign(static_cast<size_t>(rounds * k), 0.0);
-  b_abs_.assign(static_cast<size_t>(k), 0.0);
-  abv_.assign(static_cast<size_t>(rounds * m), 0.0);
-  ab_abs_.assign(static_cast<size_t>(m), 0.0);
+  signs_ = random_signs(rng, batch * rounds * n);
+  ones_.assign(static_cast<size_t>(batch * n), 1.0);
+  bv_.assign(static_cast<size_t>(batch * rounds * k), 0.0);
+  b_abs_.assign(static_cast<size_t>(batch * k), 0.0);
+  abv_.assign(static_cast<size_t>(batch * rounds * m), 0.0);
+  ab_abs_.assign(static_cast<size_t>(batch * m), 0.0);
 }
 
 void PreparedCheck::project_b(const BlindedTensor& b, bool trans_b) {
   const int64_t rows = trans_b ? n_ : k_, cols = trans_b ? k_ : n_;
-  if (b.rank() != 2 || b.dim(0) != rows || b.dim(1) != cols)
+  const bool batched = batch_ > 1 || b.rank() == 3;
+  const int o = batched ? 1 : 0;
+  if (b.rank() != 2 + o || (batched && b.dim(0) != batch_) || b.dim(o) != rows ||
+      b.dim(o + 1) != cols)
     throw std::invalid_argument("PreparedCheck::project_b: operand " + b.shape().to_string() +
                                 " does not fit the check");
-  project(b.data(), rows, cols, trans_b, signs_.data(), ones_.data(), rounds_, bv_.data(),
-          b_abs_.data(), true);
+  // Many small entries (attention heads): threads over entries, one projection each.
+  const bool over_batch = batch_ > 1 && batch_ * rows * cols >= kParallelElements;
+  run_on_team(over_batch, [&](int64_t first, int64_t step) {
+    for (int64_t e = first; e < batch_; e += step)
+      project(b.data() + e * rows * cols, rows, cols, trans_b, signs_.data() + e * rounds_ * n_,
+              ones_.data() + e * n_, rounds_, bv_.data() + e * rounds_ * k_, b_abs_.data() + e * k_,
+              !over_batch);
+  });
   b_done_ = true;
 }
 

@@ -13,7 +13,9 @@
 namespace tempo::integrity {
 
 /// The master's half of the ProductCheck of C = op(A)·op(B) (A -> [m, k], B -> [k, n] after
-/// op), computed while it blinds the operands instead of in passes over them afterwards:
+/// op; batched: the same for every entry, with every array below laid out by entry, as
+/// ProductCheck and RowProjection::entry lay them out), computed while it blinds the operands
+/// instead of in passes over them afterwards:
 ///
 ///   1. draw():        the check's ±1 vectors v [rounds][n], from the CSPRNG as ProductCheck
 ///                     draws them (they never leave the TEE, so the worker's result cannot depend
@@ -31,10 +33,13 @@ namespace tempo::integrity {
 /// from the replays and reads the operands as usual.
 class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
  public:
-  /// Draws the vectors of a check with `rounds` >= 1 rounds of a product of these extents.
-  static std::shared_ptr<PreparedCheck> draw(int rounds, int64_t m, int64_t k, int64_t n);
+  /// Draws the vectors of a check with `rounds` >= 1 rounds of a product of these extents, with
+  /// `batch` >= 1 entries (1: an unbatched product).
+  static std::shared_ptr<PreparedCheck> draw(int rounds, int64_t m, int64_t k, int64_t n,
+                                             int64_t batch = 1);
 
-  /// B's side from the blinded B ([k, n], or [n, k] with trans_b), in one pass over it.
+  /// B's side from the blinded B ([k, n], or [n, k] with trans_b; batched: [batch, ., .]), in one
+  /// pass over it.
   void project_b(const BlindedTensor& b, bool trans_b);
   /// B's side taken by a kernel writing B''s k rows of n floats (B not transposed): it projects
   /// them on v.
@@ -43,7 +48,7 @@ class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
   /// them on op(B)·v, weighted by |op(B)|·1. Call once B's side is done.
   crypto::RowProjection a_rows();
 
-  /// The check's vectors [rounds][n], for ProductCheck's `signs`.
+  /// The check's vectors [batch][rounds][n], for ProductCheck's `signs`.
   const std::vector<double>& signs() const { return signs_; }
   /// OperandProjections for ProductCheck's project_a / project_b: the values above when the check
   /// asks for exactly these vectors, otherwise false (the check then reads the operand).
@@ -51,13 +56,13 @@ class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
   OperandProjection replay_b() const;
 
  private:
-  PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n);
+  PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n, int64_t batch);
 
   int rounds_;
-  int64_t m_, k_, n_;
-  std::vector<double> signs_, ones_;  // [rounds][n], [n]
-  std::vector<double> bv_, b_abs_;    // [rounds][k], [k]
-  std::vector<double> abv_, ab_abs_;  // [rounds][m], [m]
+  int64_t m_, k_, n_, batch_;
+  std::vector<double> signs_, ones_;  // [batch][rounds][n], [batch][n]
+  std::vector<double> bv_, b_abs_;    // [batch][rounds][k], [batch][k]
+  std::vector<double> abv_, ab_abs_;  // [batch][rounds][m], [batch][m]
   bool b_done_ = false, a_done_ = false;
 };
 

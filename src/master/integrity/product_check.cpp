@@ -55,30 +55,39 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   }
   abv_.assign(static_cast<size_t>(batch_ * t * m_), 0.0);
   ab_abs_.assign(static_cast<size_t>(batch_ * m_), 0.0);
-  const std::vector<double> ones(static_cast<size_t>(n_), 1.0);
+  const std::vector<double> ones(static_cast<size_t>(batch_ * n_), 1.0);
+  // op(B)·v [batch][t][k] and |op(B)|·1 [batch][k]: A's side needs them, entry by entry.
+  std::vector<double> bv(static_cast<size_t>(batch_ * t * k_)),
+      b_abs(static_cast<size_t>(batch_ * k_));
+  // The caller's projections stand in for the passes over B and A, all entries at once; A's
+  // is asked once B's side is known, by either means.
+  const bool b_given =
+      project_b && project_b(signs_.data(), ones.data(), t, bv.data(), b_abs.data());
   const int64_t sa = a_rows * a_cols, sb = b_rows * b_cols;
   // Threads over the batch only for large batched products (see kParallelElements).
   const bool over_batch =
       batch_ > 1 && batch_ * (a_rows * a_cols + b_rows * b_cols) >= kParallelElements;
-  // The caller's projections stand in for a pass over A or B (unbatched products only).
-  const OperandProjection* by_a = batch_ == 1 && project_a ? &project_a : nullptr;
-  const OperandProjection* by_b = batch_ == 1 && project_b ? &project_b : nullptr;
-  // One pair of buffers per thread, not per entry: attention has hundreds of small entries.
-  auto project_entries = [&](int64_t first, int64_t step) {
-    std::vector<double> bv(static_cast<size_t>(t * k_)), b_abs(static_cast<size_t>(k_));
-    for (int64_t e = first; e < batch_; e += step) {
-      const double* v = signs_.data() + e * t * n_;
-      if (!by_b || !(*by_b)(v, ones.data(), t, bv.data(), b_abs.data()))
-        project(b.data() + e * sb, b_rows, b_cols, trans_b, v, ones.data(), t, bv.data(),
-                b_abs.data(), !over_batch);
-      double* abv = abv_.data() + e * t * m_;
-      double* ab_abs = ab_abs_.data() + e * m_;
-      if (!by_a || !(*by_a)(bv.data(), b_abs.data(), t, abv, ab_abs))
-        project(a.data() + e * sa, a_rows, a_cols, trans_a, bv.data(), b_abs.data(), t, abv, ab_abs,
-                !over_batch);
-    }
+  auto project_entries = [&](bool b_side, bool a_side) {
+    run_on_team(over_batch, [&](int64_t first, int64_t step) {
+      for (int64_t e = first; e < batch_; e += step) {
+        double* bv_e = bv.data() + e * t * k_;
+        double* b_abs_e = b_abs.data() + e * k_;
+        if (b_side)
+          project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_,
+                  ones.data(), t, bv_e, b_abs_e, !over_batch);
+        if (a_side)
+          project(a.data() + e * sa, a_rows, a_cols, trans_a, bv_e, b_abs_e, t,
+                  abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);
+      }
+    });
   };
-  run_on_team(over_batch, project_entries);
+  if (!project_a) {  // one pass over the entries for both sides
+    project_entries(!b_given, true);
+    return;
+  }
+  if (!b_given) project_entries(true, false);
+  if (!project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data()))
+    project_entries(false, true);
 }
 
 CheckOutcome ProductCheck::check_shape(const BlindedTensor& c) const {

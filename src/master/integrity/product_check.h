@@ -26,8 +26,10 @@ namespace tempo::integrity {
 class ProductCheck {
  public:
   /// rounds >= 1. Throws std::invalid_argument when A and B do not chain (the master's own bug).
-  /// `project_a`, `project_b` (optional, unbatched products only) stand in for the passes over A
-  /// and B (see OperandProjection). `signs` (optional, [batch][rounds][n]): vectors drawn
+  /// `project_a`, `project_b` (optional) stand in for the passes over A and B (see
+  /// OperandProjection), for all entries of a batched product in one call: their vectors,
+  /// weights and outputs laid out by entry ([batch][rounds][.], [batch][.]); A's is asked only
+  /// once B's has answered. `signs` (optional, [batch][rounds][n]): vectors drawn
   /// beforehand from the CSPRNG (PreparedCheck), instead of drawing them here; throws
   /// std::invalid_argument when their count does not fit.
   ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,

@@ -230,6 +230,27 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
           return &x_rows;
         };
       sh.fw.emplace(encrypt(sh.x, w, project_x));
+    } else if constexpr (std::is_same_v<Forward, crypto::BatchedMatmulForward>) {
+      // Attention, C = A·op(B) per entry: op(B)·v from B''s rows as they are written (B not
+      // transposed) or in a pass over B' (transposed), then A''s rows projected as written.
+      crypto::RowProjection a_rows, b_rows;
+      crypto::BatchedMatmulObfuscator::ProjectA project_a;
+      const crypto::RowProjection* project_b = nullptr;
+      if (verify) {
+        const int64_t n = plan.fwd_trans_b ? sh.w.dim(1) : sh.w.dim(2);
+        prepared = integrity::PreparedCheck::draw(engine.integrity().options().rounds, sh.x.dim(1),
+                                                  sh.x.dim(2), n, sh.x.dim(0));
+        if (!plan.fwd_trans_b) {
+          b_rows = prepared->b_rows();
+          project_b = &b_rows;
+        }
+        project_a = [&](const BlindedTensor& wb) -> const crypto::RowProjection* {
+          if (plan.fwd_trans_b) prepared->project_b(wb, true);
+          a_rows = prepared->a_rows();
+          return &a_rows;
+        };
+      }
+      sh.fw.emplace(encrypt(sh.x, sh.w, project_b, project_a));
     } else {
       sh.fw.emplace(encrypt(sh.x, plan.batched ? sh.w : w));
     }
@@ -316,18 +337,27 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
         if (want_dw) {
           crypto::RowProjection dx_rows, dw_rows;
           if (verify) {
-            // W' [k, n]; dX' = dY'1·W'ᵀ (A [m, n], op(B) [n, k]); dW' = X'ᵀ·dY'2 (op(A) [k, m],
-            // B [m, n]).
+            // Per entry of a batched product: X' [m, k] (attention's A'), dY [m, n].
+            // dX' = dY'1·op(W')ᵀ (A [m, n], op(B) [n, k]): B's side in a pass over the cached
+            // W', A's from dY'1's rows as written. dW' = X'ᵀ·dY'2 (op(A) [k, m], B [m, n]): B's
+            // side from dY'2's rows as written, A's (transposed) in the check's pass over X'.
+            // With dw_cached_x_is_b (dW' = dY'2ᵀ·X', attention's Q·Kᵀ) dY'2 is op(A), which a
+            // row projection cannot give: that check reads its operands.
             const int rounds = engine.integrity().options().rounds;
-            const int64_t m = b[i].dy.dim(0), n = b[i].dy.dim(1), k = fw.w().dim(0);
-            dx_prepared = integrity::PreparedCheck::draw(rounds, m, n, k);
-            dx_prepared->project_b(fw.w(), true);
+            const int rank = b[i].dy.rank();
+            const int64_t batch = rank == 3 ? b[i].dy.dim(0) : 1;
+            const int64_t m = b[i].dy.dim(rank - 2), n = b[i].dy.dim(rank - 1);
+            const int64_t k = sh.x.dim(sh.x.rank() - 1);
+            dx_prepared = integrity::PreparedCheck::draw(rounds, m, n, k, batch);
+            dx_prepared->project_b(fw.w(), p.dx_trans_b);
             dx_rows = dx_prepared->a_rows();
-            dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n);
-            dw_rows = dw_prepared->b_rows();
+            if (!p.dw_cached_x_is_b) {
+              dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n, batch);
+              dw_rows = dw_prepared->b_rows();
+            }
           }
-          auto both =
-              fw.encrypt_grads(b[i].dy, verify ? &dx_rows : nullptr, verify ? &dw_rows : nullptr);
+          auto both = fw.encrypt_grads(b[i].dy, dx_prepared ? &dx_rows : nullptr,
+                                       dw_prepared ? &dw_rows : nullptr);
           g = std::move(both.first);
           g_for_dw = std::move(both.second);
         } else {
@@ -533,8 +563,10 @@ Tensor TempoCompute::batched_matmul_forward(const Tensor& a, const Tensor& b, bo
   plan.dw_cached_x_is_b = trans_b;
   return offload_forward<crypto::BatchedMatmulForward>(
       engine_, layer_, a, b,
-      [&](const Tensor& a_rows, const Tensor& b_rows) {
-        return engine_.batched_matmul().encrypt_forward(a_rows, b_rows, trans_b);
+      [&](const Tensor& a_rows, const Tensor& b_rows, const crypto::RowProjection* project_b,
+          const crypto::BatchedMatmulObfuscator::ProjectA& project_a) {
+        return engine_.batched_matmul().encrypt_forward(a_rows, b_rows, trans_b, project_b,
+                                                        project_a);
       },
       plan, saved);
 }
