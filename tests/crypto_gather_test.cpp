@@ -14,6 +14,7 @@
 #include "master/core/random.h"
 #include "master/crypto/gather_map.h"
 #include "master/crypto/key_generator.h"
+#include "master/crypto/patch_kernels.h"
 
 namespace tempo {
 namespace {
@@ -242,6 +243,40 @@ TEST(PermuteScalePair, ProjectsTheRowsOfEachDestinationOnceWritten) {
                    std::to_string(rounds));
       expect_row_projections(want1, nr, nc, rounds, v1.vecs.data(), v1.weights.data(), out1, abs1);
       expect_row_projections(want2, nr, nc, rounds, v2.vecs.data(), nullptr, out2, abs2);
+    }
+}
+
+// Patch mode's output gradient blinded for the backward-data check (NCHW -> permuted rows, the
+// scatter of PatchConvEncryptor::encrypt_grad_for_dx): every blinded row is projected once
+// written, by its stored index, on both paths (groups of 8 positions when the channels are a
+// multiple of 8, the staged tile for the rest), serial and threaded; the rows are bit-identical to
+// an unprojected scatter.
+TEST(ScatterRowsFromNchw, ProjectsEveryBlindedRowOnceWritten) {
+  const KeyGenerator gen;
+  const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {
+      {1, 1, 1}, {2, 8, 16}, {2, 16, 49}, {3, 12, 20}, {4, 64, 64}, {2, 24, 196}, {1, 512, 16}};
+  for (const auto& [batch, channels, plane] : shapes)
+    for (int rounds : {1, 2}) {
+      const int64_t positions = batch * plane;
+      const GatherMap rows = GatherMap::decrypt(gen.dim_key(positions), ScalePower::kScale);
+      const GatherMap cols = GatherMap::encrypt(gen.dim_key(channels, true), ScalePower::kInverse);
+      const std::vector<float> src = random_values(batch * channels * plane, 19);
+      const ProjectionVectors v(rounds, channels);
+      std::vector<double> out(static_cast<size_t>(rounds * positions), -7.0);
+      std::vector<double> out_abs(static_cast<size_t>(positions), -7.0);
+      const crypto::RowProjection projection{v.vecs.data(), rounds,         positions,
+                                             out.data(),    out_abs.data(), v.weights.data()};
+      std::vector<float> got(static_cast<size_t>(positions * channels));
+      std::vector<float> want(got.size());
+      crypto::patch::scatter_rows_from_nchw(src.data(), batch, channels, plane, rows, cols,
+                                            got.data(), &projection);
+      crypto::patch::scatter_rows_from_nchw(src.data(), batch, channels, plane, rows, cols,
+                                            want.data());
+      ASSERT_EQ(got, want);
+      SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(channels) + "x" +
+                   std::to_string(plane) + ", rounds " + std::to_string(rounds));
+      expect_row_projections(want, positions, channels, rounds, v.vecs.data(), v.weights.data(),
+                             out, out_abs);
     }
 }
 

@@ -527,6 +527,34 @@ TEST(PreparedCheck, AttentionBackwardChecksTakeGradientProjectionsFromOneBlindin
       }
 }
 
+// Patch mode's backward-data check (dP' = dY'1·W'), prepared as the engine prepares it: W' is
+// projected first, then dY'1's rows as the NCHW scatter writes them. The check accepts the
+// worker's honest dP' without reading dY'1 or W' and rejects a wrong one.
+TEST(PreparedCheck, PatchBackwardDataCheckTakesDY1FromItsBlinding) {
+  Rng rng(25);
+  const crypto::PatchConvObfuscator obf;
+  for (const Case& c : kCases)
+    for (int rounds : {1, 2}) {
+      SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
+                   std::to_string(rounds));
+      crypto::PatchConvForward fw =
+          obf.encrypt(random_tensor(c.x, rng), random_tensor(c.w, rng), c.g);
+      const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+      const Tensor dy = random_tensor(s.output_shape(), rng);
+      auto prepared =
+          integrity::PreparedCheck::draw(rounds, s.positions(), s.out_channels, s.patch());
+      prepared->project_b(fw.w(), false);
+      const crypto::RowProjection dy_rows = prepared->a_rows();
+      const BlindedTensor g1 = fw.encrypt_grad_for_dx(dy, &dy_rows);
+      const BlindedTensor dp = worker_gemm(g1, fw.w(), false, false);
+      const integrity::ProductCheck check(poisoned_like(g1), poisoned_like(fw.w()), false, false,
+                                          rounds, integrity::Precision::kFp32, prepared->replay_a(),
+                                          prepared->replay_b(), prepared->signs());
+      EXPECT_TRUE(check.verify(dp).passed) << check.verify(dp).reason;
+      EXPECT_FALSE(check.verify(corrupted(dp)).passed);
+    }
+}
+
 TEST(PreparedCheck, ReplaysOnlyTheVectorsItWasPreparedWithAndRefusesMisuse) {
   auto prepared = integrity::PreparedCheck::draw(1, 3, 2, 4);
   EXPECT_THROW(prepared->a_rows(), std::logic_error);  // A's side needs B's first

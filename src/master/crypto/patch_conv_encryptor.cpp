@@ -52,8 +52,8 @@ BlindedTensor PatchConvEncryptor::encrypt_weight(const Tensor& w) const {
                GatherMap::encrypt(key_.k, ScalePower::kInverse), what);
 }
 
-BlindedTensor PatchConvEncryptor::encrypt_grad_for_dx(const Tensor& dy,
-                                                      const DimKey& dx_rows) const {
+BlindedTensor PatchConvEncryptor::encrypt_grad_for_dx(const Tensor& dy, const DimKey& dx_rows,
+                                                      const RowProjection* projection) const {
   dy.expect_shape(shape_.output_shape(), "PatchConvEncryptor::encrypt_grad_for_dx");
   if (dx_rows.size() != shape_.positions())
     throw std::invalid_argument("PatchConvEncryptor::encrypt_grad_for_dx: row key size mismatch");
@@ -61,7 +61,7 @@ BlindedTensor PatchConvEncryptor::encrypt_grad_for_dx(const Tensor& dy,
   patch::scatter_rows_from_nchw(
       dy.data(), shape_.batch, shape_.out_channels, shape_.out_h() * shape_.out_w(),
       GatherMap::decrypt(dx_rows, ScalePower::kScale),
-      GatherMap::encrypt(key_.n, ScalePower::kInverse), out.mutable_data());
+      GatherMap::encrypt(key_.n, ScalePower::kInverse), out.mutable_data(), projection);
   return out;
 }
 

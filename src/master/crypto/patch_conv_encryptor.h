@@ -5,6 +5,7 @@
 #include "master/core/tensor.h"
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
 
@@ -37,8 +38,10 @@ class PatchConvEncryptor {
   BlindedTensor encrypt_input(const Tensor& x) const;
   /// W [O,C,kh,kw] -> W' [O, K].
   BlindedTensor encrypt_weight(const Tensor& w) const;
-  /// dY [N,O,H',W'] -> dY'1 [M, O], `dx_rows` a fresh DimKey of size M.
-  BlindedTensor encrypt_grad_for_dx(const Tensor& dy, const DimKey& dx_rows) const;
+  /// dY [N,O,H',W'] -> dY'1 [M, O], `dx_rows` a fresh DimKey of size M. `projection` (may be
+  /// null): of dY'1's rows as they are written (integrity::PreparedCheck).
+  BlindedTensor encrypt_grad_for_dx(const Tensor& dy, const DimKey& dx_rows,
+                                    const RowProjection* projection = nullptr) const;
   /// dY [N,O,H',W'] -> dY'2 [M, O], `dw_out` a fresh DimKey of size O.
   BlindedTensor encrypt_grad_for_dw(const Tensor& dy, const DimKey& dw_out) const;
 

@@ -32,9 +32,10 @@ Tensor PatchConvForward::decrypt(const BlindedTensor& y, const RowProjection* pr
   return PatchConvDecryptor(key_, shape_).decrypt_output(y, projection);
 }
 
-BlindedTensor PatchConvForward::encrypt_grad_for_dx(const Tensor& dy) {
+BlindedTensor PatchConvForward::encrypt_grad_for_dx(const Tensor& dy,
+                                                    const RowProjection* projection) {
   dx_rows_ = keygen_.dim_key(shape_.positions());
-  return PatchConvEncryptor(key_, shape_).encrypt_grad_for_dx(dy, *dx_rows_);
+  return PatchConvEncryptor(key_, shape_).encrypt_grad_for_dx(dy, *dx_rows_, projection);
 }
 
 Tensor PatchConvForward::decrypt_dx(const BlindedTensor& dp,

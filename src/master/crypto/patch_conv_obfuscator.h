@@ -48,8 +48,9 @@ class PatchConvForward {
   /// Y' [M, O] -> Y [N,O,H',W']; with `projection`, also projects the rows of Y' for its
   /// integrity check in the same pass.
   Tensor decrypt(const BlindedTensor& y, const RowProjection* projection = nullptr) const;
-  /// dY [N,O,H',W'] -> dY'1 [M, O] with a fresh position key (pi_m1, r1).
-  BlindedTensor encrypt_grad_for_dx(const Tensor& dy);
+  /// dY [N,O,H',W'] -> dY'1 [M, O] with a fresh position key (pi_m1, r1); `projection` (may be
+  /// null) projects dY'1's rows as they are written.
+  BlindedTensor encrypt_grad_for_dx(const Tensor& dy, const RowProjection* projection = nullptr);
   /// dP' [M, K] -> dX [N,C,H,W] (decrypt fused with col2im); with `projection`, also projects
   /// the rows of dP' for its integrity check in the same pass.
   Tensor decrypt_dx(const BlindedTensor& dp, const RowProjection* projection = nullptr) const;

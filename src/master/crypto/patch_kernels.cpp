@@ -41,7 +41,8 @@ inline void scatter_rows8(const float* img, int64_t channels, int64_t plane, int
 #endif
 
 void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, int64_t plane,
-                            const GatherMap& rows, const GatherMap& cols, float* dst) {
+                            const GatherMap& rows, const GatherMap& cols, float* dst,
+                            const RowProjection* projection) {
   const int64_t tiles = (plane + kTile - 1) / kTile;
   const int32_t* ci = cols.index.data();
   const float* cm = cols.mul.data();
@@ -79,6 +80,15 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
         if (blocks8 && count >= 8 && begin + 3 * kTile <= plane)
           for (int64_t c = 0; c < channels; ++c)
             prefetch_row(img + c * plane + begin + 2 * kTile, kTile);
+        // Each group of 8 rows is projected once the next group is written (or the tile ends):
+        // read back at once, rows still in the store buffer would stall the projection's loads.
+        const float* written[8];
+        int64_t written_index[8];
+        bool pending = false;
+        const auto project_written = [&] {
+          if (pending) projection->project8(written, channels, written_index);
+          pending = false;
+        };
         for (; blocks8 && k + 8 <= count; k += 8) {
           float* d8[8];
           const auto p0 = static_cast<size_t>(n * plane + begin + k);
@@ -87,7 +97,15 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
             d8[r] = dst + static_cast<int64_t>(rows.index[p0 + static_cast<size_t>(r)]) * channels;
           }
           scatter_rows8(img, channels, plane, begin + k, ci, cm, rows.mul.data() + p0, d8);
+          if (projection == nullptr) continue;
+          project_written();
+          for (int r = 0; r < 8; ++r) {
+            written[r] = d8[r];
+            written_index[r] = rows.index[p0 + static_cast<size_t>(r)];
+          }
+          pending = true;
         }
+        if (projection != nullptr) project_written();
 #endif
         if (k == count) continue;
         const int64_t rest = count - k;
@@ -98,8 +116,9 @@ void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, i
         for (int64_t i = 0; i < rest; ++i) {
           const auto p = static_cast<size_t>(n * plane + begin + k + i);
           own_rows_ahead(p);
-          gather_row(tile.data() + i * channels, ci, cm, rows.mul[p], channels,
-                     dst + static_cast<int64_t>(rows.index[p]) * channels);
+          float* d = dst + static_cast<int64_t>(rows.index[p]) * channels;
+          gather_row(tile.data() + i * channels, ci, cm, rows.mul[p], channels, d);
+          if (projection != nullptr) projection->project(d, channels, rows.index[p]);
         }
       }
   }

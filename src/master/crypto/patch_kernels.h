@@ -13,9 +13,11 @@ namespace tempo::crypto::patch {
 // the row key): rows.index[p] is the blinded row that holds p, rows.mul[p] its multiplier.
 
 /// dst[rows.index[p]][l] = src[n][cols.index[l]][pos] * rows.mul[p] * cols.mul[l], where src is
-/// [batch, channels, plane] and dst [batch·plane, channels]; `cols` is an encryption map.
+/// [batch, channels, plane] and dst [batch·plane, channels]; `cols` is an encryption map. With
+/// `projection`, also projects every row of dst (RowProjection, row i as row i) once written.
 void scatter_rows_from_nchw(const float* src, int64_t batch, int64_t channels, int64_t plane,
-                            const GatherMap& rows, const GatherMap& cols, float* dst);
+                            const GatherMap& rows, const GatherMap& cols, float* dst,
+                            const RowProjection* projection = nullptr);
 
 /// dst[n][o][pos] = src[rows.index[p]][cols.index[o]] * rows.mul[p] * cols.mul[o], where src is
 /// [batch·plane, channels] and dst [batch, channels, plane]; `cols` is a decryption map. With

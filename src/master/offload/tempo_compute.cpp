@@ -332,39 +332,50 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       r.trans_b = p.dx_trans_b;
       r.conv = p.conv;
       r.out_shape = p.is_conv && p.forward_op == Op::kConvForward ? sh.x.shape() : Shape{};
+      // The checks' projections of the gradient operands, taken by the kernels that write them
+      // (PreparedCheck). Per entry of a batched product, with the cached W' [rw, cw]:
+      //  - dX' = dY'1·op(W')ᵀ, op(W')ᵀ [n, k]: B's side in a pass over W' now, A's from dY'1's
+      //    rows (m of n floats) as written;
+      //  - dW' = X'ᵀ·dY'2 (Linear, attention's A·V): B's side from dY'2's rows as written, A's
+      //    (transposed) in the check's own pass over X'. With dw_cached_x_is_b (dW' = dY'2ᵀ·X':
+      //    patch mode, attention's Q·Kᵀ) dY'2 is op(A), which a row projection cannot give: that
+      //    check reads its operands.
+      const crypto::RowProjection* dx_projection = nullptr;
+      const crypto::RowProjection* dw_projection = nullptr;
+      constexpr bool kBothAtOnce = requires { fw.encrypt_grads(b[i].dy, dx_projection, nullptr); };
+      constexpr bool kDxAlone = requires { fw.encrypt_grad_for_dx(b[i].dy, dx_projection); };
+      crypto::RowProjection dx_rows, dw_rows;
+      if (verify && (kDxAlone || (kBothAtOnce && want_dw))) {
+        const BlindedTensor& wb = fw.w();
+        const int rank = wb.rank();
+        const int64_t batch = rank == 3 ? wb.dim(0) : 1;
+        const int64_t n = p.dx_trans_b ? wb.dim(rank - 1) : wb.dim(rank - 2);
+        const int64_t k = p.dx_trans_b ? wb.dim(rank - 2) : wb.dim(rank - 1);
+        const int64_t m = n > 0 ? b[i].dy.numel() / (batch * n) : 0;
+        const int rounds = engine.integrity().options().rounds;
+        dx_prepared = integrity::PreparedCheck::draw(rounds, m, n, k, batch);
+        dx_prepared->project_b(wb, p.dx_trans_b);
+        dx_rows = dx_prepared->a_rows();
+        dx_projection = &dx_rows;
+        if (want_dw && !p.dw_cached_x_is_b) {
+          dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n, batch);
+          dw_rows = dw_prepared->b_rows();
+          dw_projection = &dw_rows;
+        }
+      }
       BlindedTensor g;
-      if constexpr (requires { fw.encrypt_grads(b[i].dy); }) {
-        if (want_dw) {
-          crypto::RowProjection dx_rows, dw_rows;
-          if (verify) {
-            // Per entry of a batched product: X' [m, k] (attention's A'), dY [m, n].
-            // dX' = dY'1·op(W')ᵀ (A [m, n], op(B) [n, k]): B's side in a pass over the cached
-            // W', A's from dY'1's rows as written. dW' = X'ᵀ·dY'2 (op(A) [k, m], B [m, n]): B's
-            // side from dY'2's rows as written, A's (transposed) in the check's pass over X'.
-            // With dw_cached_x_is_b (dW' = dY'2ᵀ·X', attention's Q·Kᵀ) dY'2 is op(A), which a
-            // row projection cannot give: that check reads its operands.
-            const int rounds = engine.integrity().options().rounds;
-            const int rank = b[i].dy.rank();
-            const int64_t batch = rank == 3 ? b[i].dy.dim(0) : 1;
-            const int64_t m = b[i].dy.dim(rank - 2), n = b[i].dy.dim(rank - 1);
-            const int64_t k = sh.x.dim(sh.x.rank() - 1);
-            dx_prepared = integrity::PreparedCheck::draw(rounds, m, n, k, batch);
-            dx_prepared->project_b(fw.w(), p.dx_trans_b);
-            dx_rows = dx_prepared->a_rows();
-            if (!p.dw_cached_x_is_b) {
-              dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n, batch);
-              dw_rows = dw_prepared->b_rows();
-            }
-          }
-          auto both = fw.encrypt_grads(b[i].dy, dx_prepared ? &dx_rows : nullptr,
-                                       dw_prepared ? &dw_rows : nullptr);
+      if constexpr (kBothAtOnce) {
+        if (want_dw) {  // both gradient operands in one pass over dY
+          auto both = fw.encrypt_grads(b[i].dy, dx_projection, dw_projection);
           g = std::move(both.first);
           g_for_dw = std::move(both.second);
-        } else {
-          g = fw.encrypt_grad_for_dx(b[i].dy);
         }
-      } else {
-        g = fw.encrypt_grad_for_dx(b[i].dy);
+      }
+      if (!g_for_dw) {
+        if constexpr (kDxAlone)
+          g = fw.encrypt_grad_for_dx(b[i].dy, dx_projection);
+        else
+          g = fw.encrypt_grad_for_dx(b[i].dy);
       }
       b[i].sent_dx = g.bytes();
       r.a = Operand::inline_tensor(g);
