@@ -17,10 +17,10 @@ struct TrainRun {
   nlohmann::json summary;
 };
 
-/// A small synthetic cnn run of `tempo train` in tempo mode, every layer offloaded.
-TrainRun train(const std::string& extra) {
-  const std::string cmd = std::string(TEMPO_BINARY) +
-                          " train --model cnn --dataset synthetic --mode tempo --epochs 1 "
+/// A small synthetic run of `tempo train` in tempo mode, every layer offloaded.
+TrainRun train(const std::string& extra, const std::string& model = "cnn") {
+  const std::string cmd = std::string(TEMPO_BINARY) + " train --model " + model +
+                          " --dataset synthetic --mode tempo --epochs 1 "
                           "--limit-train 128 --limit-test 64 --batch-size 32 --seed 3 "
                           "--offload-first-layer --offload-head " +
                           extra + " 2>&1";
@@ -63,6 +63,26 @@ TEST(IntegrityTraining, EveryCorruptedResultIsCaughtAndTheRunMatchesAnHonestOne)
               honest.summary["train_loss"].get<double>(), 1e-3);
   EXPECT_NEAR(faulty.summary["test_accuracy"].get<double>(),
               honest.summary["test_accuracy"].get<double>(), 0.02);
+}
+
+// The same for a ViT: its Linear layers' and attention's checks are prepared while their
+// operands are blinded (integrity::PreparedCheck), at t = 1 and t = 2.
+TEST(IntegrityTraining, PreparedChecksOfAViTPassHonestResultsAndCatchEveryCorruptedOne) {
+  for (const char* rounds : {"1", "2"}) {
+    SCOPED_TRACE(std::string("--verify-rounds ") + rounds);
+    const std::string flags = std::string("--verify-rounds ") + rounds;
+    const TrainRun honest = train(flags, "vit-tiny");
+    ASSERT_EQ(honest.status, 0) << honest.out;
+    EXPECT_EQ(honest.summary["integrity_failures"], 0);  // zero false alarms
+    EXPECT_GT(honest.summary["integrity_checks"].get<int64_t>(), 0);
+    const TrainRun faulty = train(flags + " --fault random:0.1:7", "vit-tiny");
+    ASSERT_EQ(faulty.status, 0) << faulty.out;
+    const int64_t injected = faulty.summary["faults_injected"];
+    EXPECT_GT(injected, 0);
+    EXPECT_EQ(faulty.summary["integrity_failures"].get<int64_t>(), injected);
+    EXPECT_NEAR(faulty.summary["train_loss"].get<double>(),
+                honest.summary["train_loss"].get<double>(), 1e-3);
+  }
 }
 
 TEST(IntegrityTraining, AWorkerThatAlwaysCheatsIsQuarantinedAndTheTeeFinishesTheRun) {

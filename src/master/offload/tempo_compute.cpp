@@ -357,7 +357,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
         dx_prepared->project_b(wb, p.dx_trans_b);
         dx_rows = dx_prepared->a_rows();
         dx_projection = &dx_rows;
-        if (want_dw && !p.dw_cached_x_is_b) {
+        if (kBothAtOnce && want_dw && !p.dw_cached_x_is_b) {  // dY'2 comes from that one pass
           dw_prepared = integrity::PreparedCheck::draw(rounds, k, m, n, batch);
           dw_rows = dw_prepared->b_rows();
           dw_projection = &dw_rows;
