@@ -49,7 +49,8 @@ std::vector<float> reference(const std::vector<float>& src, int64_t plane, const
 class PermuteScale : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
 
 TEST_P(PermuteScale, EqualsTheGatherDefinitionExactly) {
-  const auto [nr, nc, plane] = GetParam();
+  const auto [nr, nc, trailing] = GetParam();
+  const int64_t plane = trailing;  // the OpenMP region below captures it (clang 14: no bindings)
   const KeyGenerator gen;
   const GatherMap rows = GatherMap::encrypt(gen.dim_key(nr), ScalePower::kScale);
   const GatherMap cols = GatherMap::decrypt(gen.dim_key(nc, true), ScalePower::kInverse);

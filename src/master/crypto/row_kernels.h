@@ -21,9 +21,11 @@ inline int64_t rows_ahead(int64_t row_floats) {
 /// lines early). An asm statement because GCC 12 deletes __builtin_prefetch loops once they are
 /// inlined into the kernel's loop: no prefetch instruction was left in the object file.
 inline void prefetch_row(const float* row, int64_t n) {
-  const uintptr_t last = reinterpret_cast<uintptr_t>(row + n);
-  for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63}; a < last; a += 64)
-    asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(a)));
+  const char* first = reinterpret_cast<const char*>(row);
+  const char* last = reinterpret_cast<const char*>(row + n);
+  // From the start of the first row's line (pointer arithmetic, not an integer cast to a pointer).
+  for (const char* a = first - (reinterpret_cast<uintptr_t>(first) & 63); a < last; a += 64)
+    asm volatile("prefetcht0 %0" : : "m"(*a));
 }
 
 /// d[j] = src[idx[j]] * (rm * mul[j]). GCC does not vectorise this gather when tuning for AMD
