@@ -65,9 +65,12 @@ Tensor GELU::backward(const Tensor& dy) {
   float* d = dx.data();
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
+    // Φ and φ share e^{-x²/2}: erf(x/√2) needs e^{-(x/√2)²}, one exponential instead of two.
     const float v = xd[i];
-    const float cdf = 0.5f * (1.0f + vec::erf(v * 0.70710678118654752f));
-    const float pdf = 0.39894228040143268f * vec::exp(-0.5f * v * v);
+    const float u = v * 0.70710678118654752f;
+    const float e = vec::exp(-u * u);
+    const float cdf = 0.5f * (1.0f + vec::erf_given_exp(u, e));
+    const float pdf = 0.39894228040143268f * e;
     d[i] = g[i] * (cdf + v * pdf);
   }
   x_ = Tensor();

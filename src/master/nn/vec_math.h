@@ -54,8 +54,9 @@ inline float exp(float x) {
   return std::bit_cast<float>((std::bit_cast<uint32_t>(y) & keep) | nan);
 }
 
-/// erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, as PyTorch's AVX2 erf).
-inline float erf(float x) {
+/// erf(x) from e = exp(-x²) (A&S 7.1.26 needs that exponential; a caller that has it, such as
+/// GELU's derivative, whose normal density is the same exponential, passes it in).
+inline float erf_given_exp(float x, float e) {
   const float a = std::fabs(x);
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   float p = 1.061405429f;
@@ -63,8 +64,11 @@ inline float erf(float x) {
   p = p * t + 1.421413741f;
   p = p * t - 0.284496736f;
   p = p * t + 0.254829592f;
-  const float y = 1.0f - p * t * vec::exp(-a * a);
+  const float y = 1.0f - p * t * e;
   return std::copysign(y, x);
 }
+
+/// erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, as PyTorch's AVX2 erf).
+inline float erf(float x) { return erf_given_exp(x, vec::exp(-x * x)); }
 
 }  // namespace tempo::nn::vec
