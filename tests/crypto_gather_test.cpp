@@ -15,6 +15,7 @@
 #include "master/crypto/gather_map.h"
 #include "master/crypto/key_generator.h"
 #include "master/crypto/patch_kernels.h"
+#include "master/integrity/error_bound.h"
 
 namespace tempo {
 namespace {
@@ -115,11 +116,14 @@ struct ProjectionVectors {
 };
 
 /// Every projection of the rows of `m` [rows, n] (RowProjection: `rounds` vectors, weighted
-/// absolute sums) within the rounding of a double sum of n terms, in any order, of its exact value.
+/// absolute sums) within the rounding of a double sum of n terms, in any order, of its exact value;
+/// without weights (the check's sign vectors: here powers of two, exact products) within
+/// integrity::projection_relative_bound, the fp32 lanes of the AVX-512 kernel.
 void expect_row_projections(const std::vector<float>& m, int64_t rows, int64_t n, int rounds,
                             const double* vecs, const double* weights,
                             const std::vector<double>& out, const std::vector<double>& out_abs) {
-  const long double u = std::ldexp(1.0L, -52) * static_cast<long double>(n + 2);
+  const long double u = weights ? std::ldexp(1.0L, -52) * static_cast<long double>(n + 2)
+                                : static_cast<long double>(integrity::projection_relative_bound(n));
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = m.data() + i * n;
     for (int r = 0; r < rounds; ++r) {

@@ -16,6 +16,7 @@
 #include "gradcheck.h"
 #include "master/crypto/crypto.h"
 #include "master/crypto/patch_conv_encryptor.h"
+#include "master/integrity/error_bound.h"
 #include "master/integrity/prepared_check.h"
 #include "master/integrity/product_check.h"
 #include "master/integrity/projection.h"
@@ -45,11 +46,13 @@ std::vector<double> random_vectors(int64_t n, Rng& rng) {
   return v;
 }
 
-/// |a - b| within the rounding of two double sums of `terms` terms of magnitude `scale`.
+/// |a - b| within the rounding of two double sums of `terms` terms of magnitude `scale`, plus
+/// `relative`·scale (a kernel's fp32 lanes).
 void expect_same_projection(const std::vector<double>& got, const std::vector<double>& want,
-                            const std::vector<double>& scale, int64_t terms) {
+                            const std::vector<double>& scale, int64_t terms,
+                            double relative = 0.0) {
   ASSERT_EQ(got.size(), want.size());
-  const double u = std::ldexp(1.0, -52) * static_cast<double>(terms + 2);
+  const double u = std::ldexp(1.0, -52) * static_cast<double>(terms + 2) + relative;
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_LE(std::fabs(got[i] - want[i]), u * scale[i % scale.size()]) << "entry " << i;
 }
@@ -182,7 +185,9 @@ template <class Decrypt>
 void expect_fused_decryption_projects_rows(const BlindedTensor& c, Decrypt decrypt, Rng& rng) {
   const int64_t m = c.dim(0), n = c.dim(1);
   const int rounds = 2;
-  const std::vector<double> v = random_vectors(rounds * n, rng);
+  // ±1, as a result's check vectors (RowProjection without weights).
+  std::vector<double> v = random_vectors(rounds * n, rng);
+  for (double& e : v) e = e < 0 ? -1.0 : 1.0;
   const std::vector<double> ones(static_cast<size_t>(n), 1.0);
   std::vector<double> want(static_cast<size_t>(rounds * m)), want_abs(static_cast<size_t>(m));
   integrity::project(c.data(), m, n, false, v.data(), ones.data(), rounds, want.data(),
@@ -193,12 +198,9 @@ void expect_fused_decryption_projects_rows(const BlindedTensor& c, Decrypt decry
   const Tensor plain = decrypt(c, nullptr);
   ASSERT_EQ(fused.shape(), plain.shape());
   for (int64_t i = 0; i < plain.numel(); ++i) ASSERT_EQ(fused[i], plain[i]) << i;
-  double vmax = 0.0;
-  for (double e : v) vmax = std::max(vmax, std::fabs(e));
-  std::vector<double> scale(want_abs);
-  for (double& e : scale) e *= vmax;
-  expect_same_projection(got, want, scale, n);
-  expect_same_projection(got_abs, want_abs, want_abs, n);
+  const double fp32_lanes = integrity::projection_relative_bound(n);
+  expect_same_projection(got, want, want_abs, n, fp32_lanes);
+  expect_same_projection(got_abs, want_abs, want_abs, n, fp32_lanes);
 }
 
 TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {

@@ -3,6 +3,9 @@
 // rounding of a double sum, on lengths around the vector and tile widths of both.
 #include <gtest/gtest.h>
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "master/crypto/crypto.h"
 #include "master/crypto/patch_conv_encryptor.h"
 #include "master/crypto/row_projection.h"
+#include "master/integrity/error_bound.h"
 #include "master/integrity/projection.h"
 
 namespace tempo {
@@ -202,6 +206,81 @@ TEST(SimdKernels, PatchInputProjectionEqualsTheExactSumsInEveryVersion) {
         }
       });
     }
+  }
+}
+
+/// RowProjection::project8 of 8 rows of n floats on `rounds` ±1 vectors, unweighted (a result's
+/// or a B side's projection: the fp32 lanes on AVX-512) or weighted by w_abs; returns the largest
+/// error of out and out_abs against the exact sums, as a fraction of each row's absolute mass.
+double project8_worst_error(const std::vector<float>& m, int64_t n, const std::vector<double>& v,
+                            int rounds, const double* w_abs) {
+  std::vector<double> out(static_cast<size_t>(rounds * 8), NAN), out_abs(8, NAN);
+  const crypto::RowProjection p{v.data(), rounds, 8, out.data(), out_abs.data(), w_abs};
+  const float* rows[8];
+  int64_t index[8];
+  for (int64_t k = 0; k < 8; ++k) {
+    rows[k] = m.data() + k * n;
+    index[k] = k;
+  }
+  p.project8(rows, n, index);
+  double worst = 0.0;
+  for (int64_t k = 0; k < 8; ++k) {
+    long double mass = 0, abs_sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const long double x = std::fabs(static_cast<long double>(rows[k][j]));
+      mass += x;
+      abs_sum += x * (w_abs ? w_abs[j] : 1.0);
+    }
+    for (int r = 0; r < rounds; ++r) {
+      long double exact = 0;
+      for (int64_t j = 0; j < n; ++j)
+        exact += static_cast<long double>(rows[k][j]) * v[static_cast<size_t>(r * n + j)];
+      worst = std::max(worst, static_cast<double>(
+                                  std::fabs(out[static_cast<size_t>(r * 8 + k)] - exact) / mass));
+    }
+    worst = std::max(
+        worst, static_cast<double>(std::fabs(out_abs[static_cast<size_t>(k)] - abs_sum) / abs_sum));
+  }
+  return worst;
+}
+
+// The check's sign projections of 8 rows (RowProjection::project8): on AVX-512 in fp32 lanes,
+// within integrity::projection_relative_bound of the exact sums, on rows of a wide dynamic range
+// with cancellation; weighted ones, and every projection of a thread that flushes subnormals
+// (MXCSR FTZ/DAZ), within the rounding of a double sum. A row whose small terms fp32 drops (1
+// then 2^-30s) shows which arithmetic ran.
+TEST(SimdKernels, SignProjectionsOfEightRowsStayWithinTheFp32LaneBound) {
+  Rng rng(17);
+  const int rounds = 2;
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 64, 65, 100, 576, 1001, 4608}) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    std::vector<float> m(static_cast<size_t>(8 * n));
+    for (float& e : m)
+      e = static_cast<float>(std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 40) - 20));
+    std::vector<double> v(static_cast<size_t>(rounds * n)), w_abs(static_cast<size_t>(n));
+    for (double& e : v) e = rng.uniform() < 0.5 ? -1.0 : 1.0;
+    for (double& e : w_abs) e = std::fabs(rng.normal());
+    const double double_bound = std::ldexp(1.0, -53) * static_cast<double>(n + 2);
+    for_each_level([&] {
+      EXPECT_LE(project8_worst_error(m, n, v, rounds, nullptr),
+                integrity::projection_relative_bound(n));
+      EXPECT_LE(project8_worst_error(m, n, v, rounds, w_abs.data()), double_bound);
+    });
+  }
+  // Terms fp32 drops: 1 + 2^-30 + ... rounds to 1 in fp32, not in double.
+  const int64_t n = 64;
+  std::vector<float> m(static_cast<size_t>(8 * n), 0x1p-30f);
+  for (int64_t k = 0; k < 8; ++k) m[static_cast<size_t>(k * n)] = 1.0f;
+  const std::vector<double> v(static_cast<size_t>(n), 1.0);
+  const double double_bound = std::ldexp(1.0, -53) * static_cast<double>(n + 2);
+  if (simd::cpu_has_avx512()) {
+    const bool before = simd::use_avx512(true);
+    EXPECT_GT(project8_worst_error(m, n, v, 1, nullptr), double_bound) << "fp32 lanes ran";
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);  // flush-to-zero and denormals-are-zero
+    EXPECT_LE(project8_worst_error(m, n, v, 1, nullptr), double_bound) << "double lanes ran";
+    _mm_setcsr(csr);
+    simd::use_avx512(before);
   }
 }
 

@@ -82,7 +82,8 @@ double entry_tolerance(const protocol::Request& r, const BlindedTensor& a, const
       for (int64_t j = 0; j < n; ++j) bsum[l] += absf(r.trans_b ? B[j * bc + l] : B[l * bc + j]);
     double t = 0;
     for (int64_t l = 0; l < k; ++l) t += absf(r.trans_a ? A[l * ac + i] : A[i * ac + l]) * bsum[l];
-    return gamma32(k) * t;
+    // The check's own fp32 rounding of C·v and op(B)·v adds about 2·gamma_{ceil(n/16)+5}.
+    return (gamma32(k) + 2.0 * gamma32((n + 15) / 16 + 5)) * t;
   }
   const protocol::ConvParams& p = r.conv;
   // Operands as X [N,C,H,W], W [O,C,kh,kw], dY [N,O,Ho,Wo] whichever the op.

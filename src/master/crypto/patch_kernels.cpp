@@ -354,6 +354,7 @@ void unblind_col2im_tiled(const float* src, const ConvShape& s, const GatherMap&
         for (int64_t xo = 0; xo < ow; xo += 8) {
           const int64_t lanes = std::min<int64_t>(8, ow - xo);
           const float* srow[8];
+          int64_t index[8];
           alignas(32) float mul[8] = {};
           for (int64_t k = 0; k < 8; ++k) {
             if (k >= lanes) {
@@ -364,7 +365,13 @@ void unblind_col2im_tiled(const float* src, const ConvShape& s, const GatherMap&
             request(p);
             srow[k] = src + static_cast<int64_t>(rows.index[p]) * kdim;
             mul[k] = rows.mul[p];
-            if (projection) projection->project(srow[k], kdim, rows.index[p]);
+            index[k] = rows.index[p];
+          }
+          if (projection) {
+            if (lanes == 8)
+              projection->project8(srow, kdim, index);
+            else
+              for (int64_t k = 0; k < lanes; ++k) projection->project(srow[k], kdim, index[k]);
           }
           transpose_rows8_to_columns(srow, kdim, columns.data());
           const __m256 row_mul = _mm256_load_ps(mul);

@@ -40,6 +40,29 @@ TEMPO_BEGIN_AVX512
 namespace detail {
 
 namespace {
+
+// (The zero-masking forms throughout: GCC 12 warns that the plain casts', inserts' and
+// extracts' undefined pass-through sources are used uninitialised.)
+
+/// 16 entries of a double vector from p, rounded to fp32; lanes outside `mask` are 0.
+inline __m512 load_as_float(const double* p, __mmask16 mask) {
+  const __m256 low = _mm512_maskz_cvtpd_ps(0xFF, _mm512_maskz_loadu_pd(mask & 0xFF, p));
+  const __m256 high =
+      _mm512_maskz_cvtpd_ps(0xFF, _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask >> 8), p + 8));
+  return _mm512_maskz_insertf32x8(
+      0xFFFF, _mm512_maskz_insertf32x8(0xFFFF, _mm512_setzero_ps(), low, 0), high, 1);
+}
+
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// (No namespace-scope vector constant: its initializer would run AVX-512 code at start-up.)
+inline __m512 magnitude(__m512 x) {
+  return _mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF)));
+}
+
 /// out[k] = the sum of the 8 lanes of v[k], for 8 vectors at once: three rounds of adding lanes
 /// paired across vectors (21 shuffles and adds instead of 8 horizontal sums).
 void lane_sums8(const __m512d v[8], double out[8]) {
@@ -59,9 +82,44 @@ void lane_sums8(const __m512d v[8], double out[8]) {
                     _mm512_permutex2var_pd(u, _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15), w));
   _mm512_storeu_pd(out, sums);
 }
-}  // namespace
 
-void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t n,
+/// out[k] = the sum of the 16 fp32 lanes of v[k], for 8 vectors at once: four levels of adding
+/// lanes paired across vectors, in fp32, then widened (exactly) to double.
+inline void lane_sums8(const __m512 v[8], double out[8]) {
+  // Level 1, within 128-bit lanes: t[q] = {a0+a2, b0+b2, a1+a3, b1+b3} per 128-bit lane for
+  // a = v[2q], b = v[2q+1].
+  __m512 t[4];
+  for (int q = 0; q < 4; ++q)
+    t[q] = _mm512_add_ps(_mm512_maskz_unpacklo_ps(0xFFFF, v[2 * q], v[2 * q + 1]),
+                         _mm512_maskz_unpackhi_ps(0xFFFF, v[2 * q], v[2 * q + 1]));
+  // Level 2, 64-bit pairs: u[h] = {a, b, c, d} per 128-bit lane for the vectors 4h..4h+3.
+  __m512 u[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m512d x = _mm512_castps_pd(t[2 * h]), y = _mm512_castps_pd(t[2 * h + 1]);
+    u[h] = _mm512_add_ps(_mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, x, y)),
+                         _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, x, y)));
+  }
+  // Level 3, across 128-bit lanes: w = {u0.L0+L1, u0.L2+L3, u1.L0+L1, u1.L2+L3}.
+  const __m512 w = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(0xFFFF, u[0], u[1], 0x88),
+                                 _mm512_maskz_shuffle_f32x4(0xFFFF, u[0], u[1], 0xDD));
+  // Level 4: {w.L0+w.L1, w.L2+w.L3} = the 8 sums in order.
+  const __m512 f = _mm512_add_ps(w, _mm512_maskz_shuffle_f32x4(0xFFFF, w, w, 0xB1));
+  const __m256 sums = _mm512_maskz_extractf32x8_ps(
+      0xFF, _mm512_maskz_shuffle_f32x4(0xFFFF, f, f, 0x08), 0);  // 128-bit lanes 0 and 2
+  _mm512_storeu_pd(out, _mm512_maskz_cvtps_pd(0xFF, sums));
+}
+
+/// Round r's sums of a tile of 8 rows (and the absolute sums, if any) to their rows' places.
+inline void store_tile(const RowProjection& p, int r, const int64_t index[8], const double sums[8],
+                       const double* mags) {
+  for (int k = 0; k < 8; ++k) {
+    p.out[r * p.rows + index[k]] = sums[k];
+    if (mags != nullptr) p.out_abs[index[k]] = mags[k];
+  }
+}
+
+/// In double lanes: operands' projections (weighted).
+void project8_double(const RowProjection& p, const float* const rows[8], int64_t n,
                      const int64_t index[8]) {
   const __m512d ones = _mm512_set1_pd(1.0);
   for (int r = 0; r < p.rounds; ++r) {
@@ -84,11 +142,53 @@ void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t
     double sums[8], mags[8];
     lane_sums8(sum, sums);
     if (with_abs) lane_sums8(mag, mags);
-    for (int k = 0; k < 8; ++k) {
-      p.out[r * p.rows + index[k]] = sums[k];
-      if (with_abs) p.out_abs[index[k]] = mags[k];
-    }
+    store_tile(p, r, index, sums, with_abs ? mags : nullptr);
   }
+}
+
+/// In fp32 lanes: projections on the check's ±1 vectors (no weights). The products are exact;
+/// each lane adds ceil(n/16) of them in a chain, four levels add the lanes
+/// (integrity::projection_relative_bound).
+void project8_signs(const RowProjection& p, const float* const rows[8], int64_t n,
+                    const int64_t index[8]) {
+  for (int r = 0; r < p.rounds; ++r) {
+    const double* v = p.vecs + r * n;
+    const bool with_abs = r == 0;
+    __m512 sum[8], mag[8];
+    for (int k = 0; k < 8; ++k) sum[k] = mag[k] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mask = tail_mask(n - j);
+      const __m512 vv = load_as_float(v + j, mask);
+      if (with_abs) {
+        for (int k = 0; k < 8; ++k) {
+          const __m512 x = _mm512_maskz_loadu_ps(mask, rows[k] + j);
+          sum[k] = _mm512_fmadd_ps(x, vv, sum[k]);
+          mag[k] = _mm512_add_ps(magnitude(x), mag[k]);
+        }
+      } else {
+        for (int k = 0; k < 8; ++k)
+          sum[k] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, rows[k] + j), vv, sum[k]);
+      }
+    }
+    double sums[8], mags[8];
+    lane_sums8(sum, sums);
+    if (with_abs) lane_sums8(mag, mags);
+    store_tile(p, r, index, sums, with_abs ? mags : nullptr);
+  }
+}
+
+/// Whether this thread rounds subnormals as IEEE 754 says (no flush-to-zero, no
+/// denormals-are-zero in MXCSR): then an fp32 sum of exact terms only rounds, never underflows.
+inline bool gradual_underflow() { return (_mm_getcsr() & 0x8040u) == 0; }
+
+}  // namespace
+
+void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t n,
+                     const int64_t index[8]) {
+  if (p.abs_weights == nullptr && gradual_underflow())
+    project8_signs(p, rows, n, index);
+  else
+    project8_double(p, rows, n, index);
 }
 
 }  // namespace detail

@@ -40,6 +40,16 @@ inline double gamma(int64_t n, double u) {
   return nu < 1.0 ? nu / (1.0 - nu) : INFINITY;
 }
 
+/// Relative error bound of the check's projection of one row of `len` fp32 entries on a ±1
+/// vector (C·v, op(B)·v) and of its absolute sum: |computed - exact| <= bound · Σ_j |x_j|.
+/// The AVX-512 kernels (crypto::RowProjection::project8) sum in 16 fp32 lanes, ceil(len/16)
+/// exact terms each, then add the lanes in four fp32 levels: ceil(len/16) + 4 roundings at
+/// u = 2^-24 per term, never an underflow (gradual underflow, checked; sums of exact terms);
+/// the other kernels sum in double, well inside the same bound. One level of margin.
+inline double projection_relative_bound(int64_t len) {
+  return gamma((len + 15) / 16 + 5, kAccumulationRoundoff);
+}
+
 /// Relative factor g of an honest dot product of length k: |fl(x·y) - x·y| <= g·|x|·|y| + abs.
 /// With inputs rounded at u_in (each |x̂ - x| <= u_in|x|) and a length-k fp32 sum of exact
 /// products (any order, FMA or not): g = (1+u_in)^2 (1 + gamma_k) - 1.

@@ -118,6 +118,10 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
   const int64_t m = m_, n = n_;
   const double g = dot_relative_bound(k_, precision_);
   const double floor = static_cast<double>(n) * dot_absolute_bound(k_);
+  // The check's own rounding: C·v and op(B)·v (rows of n) may be summed in fp32 lanes
+  // (projection_relative_bound); the sums with op(A) and the comparison are in double.
+  const double p = projection_relative_bound(n);
+  const double upper = 1.0 / (1.0 - p);  // computed absolute sums -> upper bounds
   const double check = 2.0 * gamma(n + k_ + 2, kCheckRoundoff);
   const std::vector<double> ones(static_cast<size_t>(n), 1.0);
   std::vector<Worst> worst(static_cast<size_t>(batch_));
@@ -138,7 +142,8 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
       const double* ab_abs = ab_abs_.data() + e * m;
       Worst w;
       for (int64_t i = 0; i < m; ++i) {
-        const double tau = g * ab_abs[i] + floor + check * (c_abs[i] + ab_abs[i]);
+        const double ab = upper * ab_abs[i], cm = upper * c_abs[i];
+        const double tau = g * ab + floor + p * (ab + cm) + check * (cm + ab);
         for (int r = 0; r < t; ++r) {
           const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
           double ratio;
