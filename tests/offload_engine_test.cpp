@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
@@ -478,6 +479,30 @@ TEST(OffloadIntegrityTest, RejectedAttentionResultsAreComputedInTheTee) {
     }
   }
   EXPECT_EQ(engine.integrity().local_fallbacks(), 6) << "three products per layout, all rejected";
+}
+
+// An honest result whose rows' absolute sums pass FLT_MAX (entries ~6·10^36, 64 of them per
+// row): the decryption's fp32 projection lanes overflow, and the check projects in double
+// instead of failing it (under --on-integrity-failure abort a failure would throw).
+TEST(OffloadIntegrityTest, HonestResultsWhoseRowSumsOverflowFp32StillPass) {
+  worker::EmbeddedWorker worker(one_thread());
+  OffloadPolicy policy;
+  policy.obfuscation.sigma = 0;  // no scaling: the entries stay as large as the plain product's
+  policy.integrity.on_failure = integrity::FailureAction::kAbort;
+  OffloadEngine engine(worker, policy);
+  TempoCompute tempo(engine, "fc", ConvMode::kPatch);
+  const int64_t m = 16, k = 64, n = 64;
+  Tensor x({m, k}), w({k, n});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = 1e17f * (1.0f + 0.01f * float(i % 7));
+  for (int64_t i = 0; i < w.numel(); ++i) w.data()[i] = 1e18f * (1.0f + 0.01f * float(i % 5));
+  std::unique_ptr<nn::SavedProduct> saved;
+  Tensor y;
+  ASSERT_NO_THROW(y = tempo.matmul(x, w, &saved));
+  double row = 0.0;
+  for (int64_t j = 0; j < n; ++j) row += std::fabs(double(y.data()[j]));
+  EXPECT_GT(row, double(std::numeric_limits<float>::max())) << "the case must overflow fp32";
+  EXPECT_EQ(engine.integrity().failures(), 0);
+  EXPECT_EQ(engine.integrity().checks(), 1);
 }
 
 TEST(OffloadPolicyTest, OffloadingFirstLayerOnlyWhenAsked) {

@@ -1,6 +1,7 @@
 #include "master/integrity/prepared_check.h"
 
 #include <algorithm>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -11,16 +12,16 @@
 namespace tempo::integrity {
 
 namespace {
-bool same(const double* x, const std::vector<double>& expected) {
+bool same(const double* x, std::span<const double> expected) {
   return std::equal(expected.begin(), expected.end(), x);
 }
 
 /// Answers (out, out_abs) once `done`, for exactly the vectors (x, x_abs) and `rounds`; every
 /// reference is into `owner`, which the answer keeps alive.
 OperandProjection replay(std::shared_ptr<const PreparedCheck> owner, const bool& done, int rounds,
-                         const std::vector<double>& x, const std::vector<double>& x_abs,
-                         const std::vector<double>& out, const std::vector<double>& out_abs) {
-  return [owner = std::move(owner), &done, rounds, &x, &x_abs, &out, &out_abs](
+                         std::span<const double> x, std::span<const double> x_abs,
+                         std::span<const double> out, std::span<const double> out_abs) {
+  return [owner = std::move(owner), &done, rounds, x, x_abs, out, out_abs](
              const double* asked, const double* asked_abs, int asked_rounds, double* result,
              double* result_abs) {
     if (!done || asked_rounds != rounds || !same(asked, x) || !same(asked_abs, x_abs)) return false;
@@ -43,10 +44,10 @@ PreparedCheck::PreparedCheck(int rounds, int64_t m, int64_t k, int64_t n, int64_
   crypto::Csprng rng;
   signs_ = random_signs(rng, batch * rounds * n);
   ones_.assign(static_cast<size_t>(batch * n), 1.0);
-  bv_.assign(static_cast<size_t>(batch * rounds * k), 0.0);
-  b_abs_.assign(static_cast<size_t>(batch * k), 0.0);
-  abv_.assign(static_cast<size_t>(batch * rounds * m), 0.0);
-  ab_abs_.assign(static_cast<size_t>(batch * m), 0.0);
+  bv_.resize(static_cast<size_t>(batch * rounds * k));
+  b_abs_.resize(static_cast<size_t>(batch * k));
+  abv_.resize(static_cast<size_t>(batch * rounds * m));
+  ab_abs_.resize(static_cast<size_t>(batch * m));
 }
 
 void PreparedCheck::project_b(const BlindedTensor& b, bool trans_b) {

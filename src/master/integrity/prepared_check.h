@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/blinded_tensor.h"
+#include "master/core/uninitialized_vector.h"
 #include "master/crypto/row_projection.h"
 #include "master/integrity/projection.h"
 
@@ -61,8 +62,9 @@ class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
   int rounds_;
   int64_t m_, k_, n_, batch_;
   std::vector<double> signs_, ones_;  // [batch][rounds][n], [batch][n]
-  std::vector<double> bv_, b_abs_;    // [batch][rounds][k], [batch][k]
-  std::vector<double> abv_, ab_abs_;  // [batch][rounds][m], [batch][m]
+  // Written whole by the projections before anyone reads them: not zero-filled.
+  UninitializedVector<double> bv_, b_abs_;    // [batch][rounds][k], [batch][k]
+  UninitializedVector<double> abv_, ab_abs_;  // [batch][rounds][m], [batch][m]
   bool b_done_ = false, a_done_ = false;
 };
 

@@ -53,11 +53,11 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
     throw std::invalid_argument("ProductCheck: " + std::to_string(signs_.size()) +
                                 " preset vector entries for " + std::to_string(batch_ * t * n_));
   }
-  abv_.assign(static_cast<size_t>(batch_ * t * m_), 0.0);
-  ab_abs_.assign(static_cast<size_t>(batch_ * m_), 0.0);
+  abv_.resize(static_cast<size_t>(batch_ * t * m_));
+  ab_abs_.resize(static_cast<size_t>(batch_ * m_));
   const std::vector<double> ones(static_cast<size_t>(batch_ * n_), 1.0);
   // op(B)·v [batch][t][k] and |op(B)|·1 [batch][k]: A's side needs them, entry by entry.
-  std::vector<double> bv(static_cast<size_t>(batch_ * t * k_)),
+  UninitializedVector<double> bv(static_cast<size_t>(batch_ * t * k_)),
       b_abs(static_cast<size_t>(batch_ * k_));
   // The caller's projections stand in for the passes over B and A, all entries at once; A's
   // is asked once B's side is known, by either means.
@@ -127,8 +127,8 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
   std::vector<Worst> worst(static_cast<size_t>(batch_));
   const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
   auto check_entries = [&](int64_t first, int64_t step) {
-    std::vector<double> buffer(c ? static_cast<size_t>(t * m) : 0);
-    std::vector<double> buffer_abs(c ? static_cast<size_t>(m) : 0);
+    UninitializedVector<double> buffer(c ? static_cast<size_t>(t * m) : 0);
+    UninitializedVector<double> buffer_abs(c ? static_cast<size_t>(m) : 0);
     for (int64_t e = first; e < batch_; e += step) {
       const double* cv = c_projected ? c_projected + e * t * m : nullptr;
       const double* c_abs = c_projected_abs ? c_projected_abs + e * m : nullptr;

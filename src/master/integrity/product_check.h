@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/blinded_tensor.h"
+#include "master/core/uninitialized_vector.h"
 #include "master/integrity/check_outcome.h"
 #include "master/integrity/error_bound.h"
 #include "master/integrity/projection.h"
@@ -60,9 +61,10 @@ class ProductCheck {
   Precision precision_;
   int64_t batch_ = 1, m_ = 0, k_ = 0, n_ = 0;
   Shape expected_;
-  std::vector<double> signs_;   // [batch][rounds][n]
-  std::vector<double> abv_;     // [batch][rounds][m]: op(A)·(op(B)·v)
-  std::vector<double> ab_abs_;  // [batch][m]: |op(A)|·|op(B)|·1
+  std::vector<double> signs_;  // [batch][rounds][n]
+  // Written whole by the constructor's projections: not zero-filled.
+  UninitializedVector<double> abv_;     // [batch][rounds][m]: op(A)·(op(B)·v)
+  UninitializedVector<double> ab_abs_;  // [batch][m]: |op(A)|·|op(B)|·1
 };
 
 /// ProductCheck(a, b, ...).verify(c).
