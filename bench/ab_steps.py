@@ -5,7 +5,9 @@ Each round runs every configuration once (`tempo bench ... --json`), so load dri
 machine hits all of them alike. Per configuration it prints the medians over rounds of: the
 run's median step, and the per-step seconds inside the integrity checks
 (integrity_check_seconds) and in blinding and unblinding (traffic.seconds), then every round's
-step. Used to measure a change: build the old binary aside (e.g. `git stash; cmake --build
+step; then, per configuration, the median over rounds of its ratio to the first configuration in
+the same round (step, checks, blind+unblind+checks): steadier than a ratio of medians on a
+machine whose speed drifts between rounds. Used to measure a change: build the old binary aside (e.g. `git stash; cmake --build
 build --target tempo; cp build/tempo /tmp/tempo_old; git stash pop`) and compare.
 
 Usage: bench/ab_steps.py ROUNDS MODEL BATCH STEPS LABEL=BINARY[:FLAGS] ...
@@ -44,6 +46,16 @@ def main(argv):
         step, checks, blind, unblind = (statistics.median(c) for c in zip(*rows))
         print(f"{label:10s} {step:8.4f} {checks:8.4f} {blind:8.4f} {unblind:8.4f} "
               f"{checks + blind + unblind:8.4f}  " + " ".join(f"{r[0]:.4f}" for r in rows))
+    # Within-round ratios: a machine whose speed drifts between rounds moves both sides alike.
+    first_label, first = next(iter(results.items()))
+    print(f"\nmedian over rounds of the ratio to {first_label} in the same round:")
+    print(f"{'config':10s} {'step':>8s} {'checks':>8s} {'b+u+c':>8s}")
+    for label, rows in results.items():
+        def ratio(f):
+            return statistics.median(f(r) / f(b) if f(b) > 0 else float("nan")
+                                     for r, b in zip(rows, first))
+        print(f"{label:10s} {ratio(lambda r: r[0]):8.3f} {ratio(lambda r: r[1]):8.3f} "
+              f"{ratio(lambda r: r[1] + r[2] + r[3]):8.3f}")
 
 
 if __name__ == "__main__":
