@@ -284,6 +284,81 @@ TEST(SimdKernels, SignProjectionsOfEightRowsStayWithinTheFp32LaneBound) {
   }
 }
 
+// integrity::project_signs (a check's B side and C·v on its ±1 vectors; fp32 lanes on AVX-512):
+// rows and columns of every width around the tiles, each sum within projection_relative_bound of
+// the exact one; and sums past FLT_MAX (64 entries of 10^37) come back finite (rows: redone in
+// double; columns: fp32 only within chunks).
+TEST(SimdKernels, SignProjectionsOfMatricesStayWithinTheFp32LaneBound) {
+  Rng rng(19);
+  const int rounds = 2;
+  for (const bool trans : {false, true})
+    for (int64_t R : {1, 7, 8, 9, 17, 255, 257, 300})
+      for (int64_t K : {1, 5, 16, 17, 65, 200}) {
+        SCOPED_TRACE(std::to_string(R) + "x" + std::to_string(K) + (trans ? " transposed" : ""));
+        std::vector<float> m(static_cast<size_t>(R * K));
+        for (float& e : m)
+          e = static_cast<float>(
+              std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 40) - 20));
+        std::vector<double> v(static_cast<size_t>(rounds * K));
+        for (double& e : v) e = rng.uniform() < 0.5 ? -1.0 : 1.0;
+        for_each_level([&] {
+          std::vector<double> out(static_cast<size_t>(rounds * R), NAN), out_abs(R, NAN);
+          integrity::project_signs(m.data(), trans ? K : R, trans ? R : K, trans, v.data(), rounds,
+                                   out.data(), out_abs.data(), true);
+          const double bound = integrity::projection_relative_bound(K);
+          for (int64_t i = 0; i < R; ++i) {
+            const auto at = [&](int64_t j) {
+              return static_cast<long double>(
+                  m[static_cast<size_t>(trans ? j * R + i : i * K + j)]);
+            };
+            long double mass = 0;
+            for (int64_t j = 0; j < K; ++j) mass += std::fabs(at(j));
+            ASSERT_LE(std::fabs(out_abs[static_cast<size_t>(i)] - mass), bound * mass) << i;
+            for (int r = 0; r < rounds; ++r) {
+              long double exact = 0;
+              for (int64_t j = 0; j < K; ++j) exact += at(j) * v[static_cast<size_t>(r * K + j)];
+              ASSERT_LE(std::fabs(out[static_cast<size_t>(r * R + i)] - exact), bound * mass)
+                  << "row " << i << ", round " << r;
+            }
+          }
+        });
+      }
+  // Sums that round up by almost half an ulp at every addition (1, then 2^-24·(1 + 2^-10)s): a
+  // chain of 199 fp32 additions would be ~199·2^-24 off, past the bound; chunks of at most
+  // ceil(K/16) + 4 are not. On AVX-512 the error also shows the fp32 path ran.
+  for (const bool trans : {false, true}) {
+    const int64_t R = 16, K = 200;
+    const float t = 0x1p-24f * (1.0f + 0x1p-10f);
+    std::vector<float> m(static_cast<size_t>(R * K), t);
+    for (int64_t i = 0; i < R; ++i) m[static_cast<size_t>(trans ? i : i * K)] = 1.0f;
+    const std::vector<double> v(static_cast<size_t>(K), 1.0);
+    for_each_level([&] {
+      std::vector<double> out(static_cast<size_t>(R)), out_abs(static_cast<size_t>(R));
+      integrity::project_signs(m.data(), trans ? K : R, trans ? R : K, trans, v.data(), 1,
+                               out.data(), out_abs.data(), false);
+      const long double exact = 1.0L + 199.0L * static_cast<long double>(t);
+      const double error = static_cast<double>(std::fabs(out[0] - exact) / exact);
+      EXPECT_LE(error, integrity::projection_relative_bound(K)) << trans;
+      if (simd::avx512()) {
+        EXPECT_GT(error, 0x1p-40) << trans << ": fp32 lanes ran";
+      }
+    });
+  }
+  for (const bool trans : {false, true}) {
+    const int64_t R = 16, K = 64;
+    const std::vector<float> m(static_cast<size_t>(R * K), 1e37f);
+    const std::vector<double> v(static_cast<size_t>(K), 1.0);
+    std::vector<double> out(static_cast<size_t>(R)), out_abs(static_cast<size_t>(R));
+    integrity::project_signs(m.data(), trans ? K : R, trans ? R : K, trans, v.data(), 1, out.data(),
+                             out_abs.data(), false);
+    const double sum = 64 * double(1e37f), tol = integrity::projection_relative_bound(K) * sum;
+    for (int64_t i = 0; i < R; ++i) {
+      EXPECT_NEAR(out_abs[static_cast<size_t>(i)], sum, tol) << trans;
+      EXPECT_NEAR(out[static_cast<size_t>(i)], sum, tol) << trans;
+    }
+  }
+}
+
 TEST(SimdKernels, EnvironmentCanOnlySelectWhatTheCpuHas) {
   const bool before = simd::use_avx512(true);
   EXPECT_EQ(simd::avx512(), simd::cpu_has_avx512());

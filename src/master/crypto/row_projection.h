@@ -59,10 +59,14 @@ inline void row_sum_and_abs(const float* row, const double* w, const double* w_a
 /// filled by a kernel that reads or writes each row of C anyway, instead of in a pass of its own:
 ///   out[r·m + i] = Σ_j C[i][j] · vecs[r·n + j]   (r < rounds)
 ///   out_abs[i]   = Σ_j |C[i][j]| · abs_weights[j]   (abs_weights[j] = 1 when null)
-/// accumulated in double; i is the row as stored (blinded order). A result's rows are projected on
-/// the check's ±1 vectors by the kernel that decrypts it; an operand's rows on op(B)·v, weighted by
-/// |op(B)|·1, by the kernel that blinds it (integrity::PreparedCheck). For a batched result,
-/// entry() gives each entry's part (entries in blinded order).
+/// i is the row as stored (blinded order). A result's rows are projected on the check's ±1
+/// vectors by the kernel that decrypts it; an operand's rows on op(B)·v, weighted by |op(B)|·1, by
+/// the kernel that blinds it (integrity::PreparedCheck). For a batched result, entry() gives each
+/// entry's part (entries in blinded order).
+/// Arithmetic: in double, except project8 on AVX-512 without abs_weights, which sums in fp32 lanes
+/// within integrity::projection_relative_bound(n) of the exact sums provided `vecs` are ±1 (or
+/// powers of two: exact products), as a check's sign vectors are. So abs_weights == null promises
+/// such vectors.
 struct RowProjection {
   const double* vecs = nullptr;  ///< [rounds][n]
   int rounds = 0;

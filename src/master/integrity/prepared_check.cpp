@@ -62,9 +62,9 @@ void PreparedCheck::project_b(const BlindedTensor& b, bool trans_b) {
   const bool over_batch = batch_ > 1 && batch_ * rows * cols >= kParallelElements;
   run_on_team(over_batch, [&](int64_t first, int64_t step) {
     for (int64_t e = first; e < batch_; e += step)
-      project(b.data() + e * rows * cols, rows, cols, trans_b, signs_.data() + e * rounds_ * n_,
-              ones_.data() + e * n_, rounds_, bv_.data() + e * rounds_ * k_, b_abs_.data() + e * k_,
-              !over_batch);
+      project_signs(b.data() + e * rows * cols, rows, cols, trans_b,
+                    signs_.data() + e * rounds_ * n_, rounds_, bv_.data() + e * rounds_ * k_,
+                    b_abs_.data() + e * k_, !over_batch);
   });
   b_done_ = true;
 }

@@ -73,8 +73,8 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
         double* bv_e = bv.data() + e * t * k_;
         double* b_abs_e = b_abs.data() + e * k_;
         if (b_side)
-          project(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_,
-                  ones.data(), t, bv_e, b_abs_e, !over_batch);
+          project_signs(b.data() + e * sb, b_rows, b_cols, trans_b, signs_.data() + e * t * n_, t,
+                        bv_e, b_abs_e, !over_batch);
         if (a_side)
           project(a.data() + e * sa, a_rows, a_cols, trans_a, bv_e, b_abs_e, t,
                   abv_.data() + e * t * m_, ab_abs_.data() + e * m_, !over_batch);

@@ -14,11 +14,12 @@ namespace tempo::integrity {
 /// Checks C ≈ op(A)·op(B) (rank 2: A, B, C matrices; rank 3: the same for every batch entry) with
 /// `rounds` independent vectors v of ±1 entries from the CSPRNG (crypto::Csprng, libsodium):
 ///
-///   z = C·v - op(A)·(op(B)·v)          per row, in double: O(mk + kn + mn) per round
+///   z = C·v - op(A)·(op(B)·v)          per row: O(mk + kn + mn) per round
 ///   pass  <=>  |z_i| <= tau_i = g_k·(|op(A)|·|op(B)|·1)_i + n·abs_k + rho_i
 ///
 /// where g_k = dot_relative_bound(k, precision) bounds an honest worker's rounding, abs_k its
-/// underflow, and rho_i the rounding of the check itself (docs/integrity.md derives all three).
+/// underflow, and rho_i the rounding of the check itself: C·v and op(B)·v may be summed in fp32
+/// lanes (projection_relative_bound), the rest in double (docs/integrity.md derives all three).
 /// An honest result always passes. A result with an entry off the exact product by more than
 /// 2·tau_i passes one round with probability at most 1/2, `rounds` rounds with at most 2^-rounds.
 ///

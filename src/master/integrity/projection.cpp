@@ -212,7 +212,104 @@ void project_t(const float* m, int64_t R, int64_t K, bool trans, const double* x
     project_rows<T>(m, R, K, x, x_abs, with_abs, out, out_abs, parallel);
 }
 
+// a[0..16) += f's lanes widened (exactly) to double, for the lanes in `mask`. (A function, not a
+// lambda: a lambda does not inherit its enclosing function's target attribute.)
+TEMPO_TARGET_AVX512 inline void add_widened(__m512 f, __mmask16 mask, double* a) {
+  const __mmask8 low_mask = static_cast<__mmask8>(mask & 0xFF);
+  const __mmask8 high_mask = static_cast<__mmask8>(mask >> 8);
+  const __m512d low = _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, f, 0));
+  const __m512d high = _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, f, 1));
+  _mm512_mask_storeu_pd(a, low_mask, _mm512_add_pd(_mm512_maskz_loadu_pd(low_mask, a), low));
+  _mm512_mask_storeu_pd(a + 8, high_mask,
+                        _mm512_add_pd(_mm512_maskz_loadu_pd(high_mask, a + 8), high));
+}
+
+// op(M) = M^T on sign vectors: the block's sums in fp32 over chunks of at most `chunk` rows of
+// M, each chunk's sums then added in double; a term goes through at most `chunk` fp32 roundings
+// (project_signs picks chunk <= ceil(K/16) + 4, inside projection_relative_bound(K)).
+constexpr int64_t kSignBlock = 256;  // outputs per block
+
+TEMPO_TARGET_AVX512 void project_sign_block_avx512(const float* m, int64_t R, int64_t K,
+                                                   const double* x, int rounds, double* out,
+                                                   double* out_abs, int64_t b, int64_t chunk) {
+  const int64_t i0 = b * kSignBlock, n = std::min(kSignBlock, R - i0);
+  const int64_t vecs = (n + 15) / 16;
+  const __m512i magnitude_bits = _mm512_set1_epi32(0x7FFFFFFF);
+  for (int r = 0; r < rounds; ++r) {
+    const bool with_abs = r == 0;
+    double acc[kSignBlock], acc_abs[kSignBlock];
+    std::fill(acc, acc + n, 0.0);
+    std::fill(acc_abs, acc_abs + n, 0.0);
+    const double* xr = x + r * K;
+    for (int64_t j0 = 0; j0 < K; j0 += chunk) {
+      const int64_t j1 = std::min(K, j0 + chunk);
+      for (int64_t q = 0; q < vecs; ++q) {
+        const int64_t left = n - 16 * q;
+        const __mmask16 mask =
+            left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
+        __m512 sum = _mm512_setzero_ps(), mag = _mm512_setzero_ps();
+        for (int64_t j = j0; j < j1; ++j) {
+          const __m512 v = _mm512_maskz_loadu_ps(mask, m + j * R + i0 + 16 * q);
+          sum = _mm512_fmadd_ps(v, _mm512_set1_ps(static_cast<float>(xr[j])), sum);
+          if (with_abs)
+            mag = _mm512_add_ps(
+                _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude_bits)), mag);
+        }
+        add_widened(sum, mask, acc + 16 * q);
+        if (with_abs) add_widened(mag, mask, acc_abs + 16 * q);
+      }
+    }
+    std::copy(acc, acc + n, out + r * R + i0);
+    if (with_abs) std::copy(acc_abs, acc_abs + n, out_abs + i0);
+  }
+}
+
+/// The fp32-lane version of project_signs; false when it could not run (no AVX-512, a thread
+/// that flushes subnormals) or a sum overflowed fp32.
+bool project_signs_fp32(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
+                        int rounds, double* out, double* out_abs, bool parallel) {
+  const int64_t R = trans ? cols : rows, K = trans ? rows : cols;
+  if (!simd::avx512() || rounds < 1 || (_mm_getcsr() & 0x8040u) != 0) return false;
+  const bool threads = parallel && R * K >= kParallelElements && !omp_in_parallel();
+  // Serial unless worth threads (see project_rows).
+  const auto run = [threads](int64_t count, const auto& body) {
+    if (threads && count > 1) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < count; ++i) body(i);
+    } else {
+      for (int64_t i = 0; i < count; ++i) body(i);
+    }
+  };
+  if (trans) {
+    const int64_t chunk = std::min<int64_t>(16, (K + 15) / 16 + 4);
+    run((R + kSignBlock - 1) / kSignBlock, [&](int64_t b) {
+      project_sign_block_avx512(m, R, K, signs, rounds, out, out_abs, b, chunk);
+    });
+  } else {
+    // Rows: tiles of 8 through RowProjection::project8 (fp32 lanes), the rest row by row.
+    const crypto::RowProjection p{signs, rounds, R, out, out_abs, nullptr};
+    run(R / 8, [&](int64_t t) {
+      const float* r8[8];
+      int64_t index[8];
+      for (int64_t k = 0; k < 8; ++k) {
+        index[k] = 8 * t + k;
+        r8[k] = m + index[k] * K;
+      }
+      p.project8(r8, K, index);
+    });
+    for (int64_t i = R / 8 * 8; i < R; ++i) p.project(m + i * K, K, i);
+  }
+  // Absolute sums are the largest: finite ones mean no fp32 sum overflowed.
+  return std::all_of(out_abs, out_abs + R, [](double a) { return std::isfinite(a); });
+}
 }  // namespace
+
+void project_signs(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
+                   int rounds, double* out, double* out_abs, bool parallel) {
+  if (project_signs_fp32(m, rows, cols, trans, signs, rounds, out, out_abs, parallel)) return;
+  const std::vector<double> ones(static_cast<size_t>(trans ? rows : cols), 1.0);
+  project(m, rows, cols, trans, signs, ones.data(), rounds, out, out_abs, parallel);
+}
 
 void project(const float* m, int64_t rows, int64_t cols, bool trans, const double* x,
              const double* x_abs, int rounds, double* out, double* out_abs, bool parallel) {

@@ -21,6 +21,12 @@ inline constexpr int64_t kParallelElements = int64_t{1} << 16;
 void project(const float* m, int64_t rows, int64_t cols, bool trans, const double* x,
              const double* x_abs, int rounds, double* out, double* out_abs, bool parallel);
 
+/// project() on the check's sign vectors: x = `rounds` vectors of ±1 entries and x_abs = 1 (the
+/// B side op(B)·v and the result's C·v). May sum in fp32 lanes: within
+/// projection_relative_bound(cols of op(M)) of the exact sums (error_bound.h), not double's.
+void project_signs(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
+                   int rounds, double* out, double* out_abs, bool parallel);
+
 /// project() of one operand computed by other means than reading it, for an operand the master
 /// can project faster from what it was made of (patch mode: from the plaintext input, a fraction
 /// of the blinded patch matrix). Same arguments and result as project(m, ..., x, x_abs, rounds,
