@@ -2,6 +2,8 @@
 // the short-row gathers of encryption and decryption (crypto::gather_short_rows_avx512).
 #pragma once
 
+#include <xmmintrin.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -56,6 +58,12 @@ inline bool avx512() { return detail::g_avx512.load(std::memory_order_relaxed); 
 
 /// Whether this CPU can run the AVX-512 kernels (whatever TEMPO_SIMD says).
 bool cpu_has_avx512() noexcept;
+
+/// Whether the calling thread rounds subnormals as IEEE 754 says (neither flush-to-zero nor
+/// denormals-are-zero set in its MXCSR): then an fp32 sum of exact terms only rounds, never
+/// underflows, which the integrity checks' fp32 sign projections rely on
+/// (integrity::projection_relative_bound).
+inline bool gradual_underflow() { return (_mm_getcsr() & 0x8040u) == 0; }
 
 /// Uses the AVX-512 kernels from now on if `wanted` and the CPU has them, else the AVX2 ones;
 /// returns the previous setting. For tests and benchmarks that compare the two; not to be called

@@ -177,15 +177,11 @@ void project8_signs(const RowProjection& p, const float* const rows[8], int64_t 
   }
 }
 
-/// Whether this thread rounds subnormals as IEEE 754 says (no flush-to-zero, no
-/// denormals-are-zero in MXCSR): then an fp32 sum of exact terms only rounds, never underflows.
-inline bool gradual_underflow() { return (_mm_getcsr() & 0x8040u) == 0; }
-
 }  // namespace
 
 void project8_avx512(const RowProjection& p, const float* const rows[8], int64_t n,
                      const int64_t index[8]) {
-  if (p.abs_weights == nullptr && gradual_underflow())
+  if (p.abs_weights == nullptr && simd::gradual_underflow())
     project8_signs(p, rows, n, index);
   else
     project8_double(p, rows, n, index);

@@ -55,14 +55,16 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
   }
   abv_.resize(static_cast<size_t>(batch_ * t * m_));
   ab_abs_.resize(static_cast<size_t>(batch_ * m_));
-  const std::vector<double> ones(static_cast<size_t>(batch_ * n_), 1.0);
   // op(B)·v [batch][t][k] and |op(B)|·1 [batch][k]: A's side needs them, entry by entry.
   UninitializedVector<double> bv(static_cast<size_t>(batch_ * t * k_)),
       b_abs(static_cast<size_t>(batch_ * k_));
   // The caller's projections stand in for the passes over B and A, all entries at once; A's
   // is asked once B's side is known, by either means.
+  // (B's replay is asked for |op(B)|·1 as weights of ones, built only for it.)
   const bool b_given =
-      project_b && project_b(signs_.data(), ones.data(), t, bv.data(), b_abs.data());
+      project_b &&
+      project_b(signs_.data(), std::vector<double>(static_cast<size_t>(batch_ * n_), 1.0).data(), t,
+                bv.data(), b_abs.data());
   const int64_t sa = a_rows * a_cols, sb = b_rows * b_cols;
   // Threads over the batch only for large batched products (see kParallelElements).
   const bool over_batch =
@@ -123,7 +125,7 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
   const double p = projection_relative_bound(n);
   const double upper = 1.0 / (1.0 - p);  // computed absolute sums -> upper bounds
   const double check = 2.0 * gamma(n + k_ + 2, kCheckRoundoff);
-  const std::vector<double> ones(static_cast<size_t>(n), 1.0);
+  const std::vector<double> ones(c ? static_cast<size_t>(n) : 0, 1.0);  // only to read C here
   std::vector<Worst> worst(static_cast<size_t>(batch_));
   const bool over_batch = batch_ > 1 && batch_ * m * n >= kParallelElements;
   auto check_entries = [&](int64_t first, int64_t step) {

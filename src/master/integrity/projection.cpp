@@ -269,7 +269,7 @@ TEMPO_TARGET_AVX512 void project_sign_block_avx512(const float* m, int64_t R, in
 bool project_signs_fp32(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
                         int rounds, double* out, double* out_abs, bool parallel) {
   const int64_t R = trans ? cols : rows, K = trans ? rows : cols;
-  if (!simd::avx512() || rounds < 1 || (_mm_getcsr() & 0x8040u) != 0) return false;
+  if (!simd::avx512() || rounds < 1 || !simd::gradual_underflow()) return false;
   const bool threads = parallel && R * K >= kParallelElements && !omp_in_parallel();
   // Serial unless worth threads (see project_rows).
   const auto run = [threads](int64_t count, const auto& body) {
