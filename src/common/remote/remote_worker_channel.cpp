@@ -113,10 +113,10 @@ RemoteWorkerChannel::RemoteWorkerChannel(RemoteWorkerOptions options)
   for (auto state = channel_->GetState(true); state != GRPC_CHANNEL_READY;
        state = channel_->GetState(true)) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)
-      throw std::runtime_error("cannot reach " + who + ": connection failed" + hint);
+      throw std::runtime_error("cannot reach " + who + ": connection failed" += hint);
     if (!channel_->WaitForStateChange(state, deadline))
       throw std::runtime_error("cannot reach " + who + " within " +
-                               seconds(options_.connect_timeout) + hint);
+                                   seconds(options_.connect_timeout) += hint);
   }
 
   context_ = std::make_unique<grpc::ClientContext>();
@@ -308,6 +308,7 @@ void RemoteWorkerChannel::read_loop() {
       received = 0;
       if (cur.result.bytes() == 0) {
         complete(std::move(cur));
+        cur = {};
       } else {
         assembling = true;
       }
@@ -325,6 +326,7 @@ void RemoteWorkerChannel::read_loop() {
       if (received == cur.result.bytes()) {
         assembling = false;
         complete(std::move(cur));
+        cur = {};
       }
     } else {
       fail(who + " broke the protocol: unexpected frame in a session");

@@ -11,7 +11,7 @@ namespace {
 
 using google::protobuf::RepeatedField;
 
-grpc::Status invalid(std::string m) { return {grpc::StatusCode::INVALID_ARGUMENT, std::move(m)}; }
+grpc::Status invalid(const std::string& m) { return {grpc::StatusCode::INVALID_ARGUMENT, m}; }
 
 /// A declared shape: rank and dimensions in range, so Shape and byte counts cannot misbehave.
 bool decode_shape(const RepeatedField<int64_t>& dims, const std::string& what, Shape* out,
