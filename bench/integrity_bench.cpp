@@ -223,17 +223,20 @@ BENCHMARK(BM_BlindLinearOperandForItsCheck)
 
 // The row projections that blinding and unblinding kernels take for the checks
 // (crypto::RowProjection), on a matrix in cache: /0 one row at a time (project), /1 tiles of 8
-// rows (project8, what the kernels call where they handle rows 8 at a time).
+// rows (project8, what the kernels call where they handle rows 8 at a time) on a ±1 vector (a
+// result's projection: fp32 lanes on AVX-512), /2 tiles on weights (an operand's,
+// integrity::PreparedCheck: double lanes).
 void BM_RowProjectionKernel(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1);
-  const bool tiles = state.range(2) != 0;
+  const int64_t mode = state.range(2);
   const std::vector<float> a = random_floats(m * n);
-  const std::vector<double> v(static_cast<size_t>(n), -1.0);
+  const std::vector<double> v(static_cast<size_t>(n), -1.0), w(static_cast<size_t>(n), 1.5);
   std::vector<double> out(static_cast<size_t>(m)), out_abs(static_cast<size_t>(m));
-  const tempo::crypto::RowProjection projection{v.data(), 1, m, out.data(), out_abs.data()};
+  const tempo::crypto::RowProjection projection{
+      v.data(), 1, m, out.data(), out_abs.data(), mode == 2 ? w.data() : nullptr};
   for (auto _ : state) {
     int64_t i = 0;
-    if (tiles)
+    if (mode > 0)
       for (; i + 8 <= m; i += 8) {
         const float* rows[8];
         int64_t index[8];
@@ -249,12 +252,8 @@ void BM_RowProjectionKernel(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * m * n * 4);
 }
 BENCHMARK(BM_RowProjectionKernel)
-    ->Args({1024, 16, 0})  // attention heads' rows
-    ->Args({1024, 16, 1})
-    ->Args({1024, 64, 0})  // vit-tiny's Linear rows
-    ->Args({1024, 64, 1})
-    ->Args({256, 384, 0})  // vit-s4's
-    ->Args({256, 384, 1})
+    ->ArgsProduct({{1024}, {16, 64}, {0, 1, 2}})  // attention heads' rows, vit-tiny's Linear
+    ->ArgsProduct({{256}, {384}, {0, 1, 2}})      // vit-s4's
     ->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -567,7 +567,9 @@ TEST(PreparedCheck, ReplaysOnlyTheVectorsItWasPreparedWithAndRefusesMisuse) {
   EXPECT_FALSE(
       prepared->replay_b()(prepared->signs().data(), ones.data(), 1, out.data(), out_abs.data()))
       << "nothing to replay before B's side is taken";
-  prepared->project_b(BlindedTensor::allocate({2, 4}), false);
+  BlindedTensor zeros = BlindedTensor::allocate({2, 4});
+  std::fill(zeros.mutable_data(), zeros.mutable_data() + zeros.numel(), 0.0f);
+  prepared->project_b(zeros, false);
   EXPECT_TRUE(
       prepared->replay_b()(prepared->signs().data(), ones.data(), 1, out.data(), out_abs.data()));
   std::vector<double> other = prepared->signs();
@@ -579,6 +581,45 @@ TEST(PreparedCheck, ReplaysOnlyTheVectorsItWasPreparedWithAndRefusesMisuse) {
   EXPECT_THROW(integrity::ProductCheck(a, b, false, false, 1, integrity::Precision::kFp32, {}, {},
                                        std::vector<double>(5, 1.0)),
                std::invalid_argument);
+}
+
+// B's rows summing past FLT_MAX (64 entries of ±10^37) overflow the fp32 lanes of the kernel that
+// projects them as B is blinded (on AVX-512). The check must not take those sums: an infinite
+// |B|·1 would make its tolerance infinite and let any result pass. It projects B itself (in
+// double where fp32 overflows), accepts the honest result and rejects a wrong one.
+TEST(PreparedCheck, SumsThatOverflowedFp32AreNotReplayedAndTheCheckStaysSound) {
+  const int64_t m = 8, k = 8, n = 64;
+  Rng rng(5);
+  BlindedTensor a = BlindedTensor::allocate({m, k}), b = BlindedTensor::allocate({k, n});
+  for (int64_t i = 0; i < a.numel(); ++i)
+    a.mutable_data()[i] =
+        static_cast<float>(1e-3 * (rng.uniform() + 0.5) * (rng.uniform() < 0.5 ? -1.0 : 1.0));
+  for (int64_t i = 0; i < b.numel(); ++i)
+    b.mutable_data()[i] = rng.uniform() < 0.5 ? -1e37f : 1e37f;
+  BlindedTensor c = BlindedTensor::allocate({m, n});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t l = 0; l < k; ++l)
+        sum += double(a.data()[i * k + l]) * double(b.data()[l * n + j]);
+      c.mutable_data()[i * n + j] = static_cast<float>(sum);
+    }
+
+  auto prepared = integrity::PreparedCheck::draw(1, m, k, n);
+  const float* rows[8];
+  int64_t index[8];
+  for (int r = 0; r < 8; ++r) rows[r] = b.data() + r * n, index[r] = r;
+  prepared->b_rows().project8(rows, n, index);  // as the kernel blinding B would
+  for (int r = 0; r < 8; ++r) rows[r] = a.data() + r * k;
+  prepared->a_rows().project8(rows, k, index);
+  const integrity::ProductCheck check(a, b, false, false, 1, integrity::Precision::kFp32,
+                                      prepared->replay_a(), prepared->replay_b(),
+                                      prepared->signs());
+  const integrity::CheckOutcome honest = check.verify(c);
+  EXPECT_TRUE(honest.passed) << honest.reason;
+  BlindedTensor wrong = c.clone();
+  wrong.mutable_data()[5] += 1e34f;  // ~10^3 x the tolerance, ~10 % of the entry
+  EXPECT_FALSE(check.verify(wrong).passed);
 }
 
 }  // namespace

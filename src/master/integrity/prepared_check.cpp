@@ -1,6 +1,7 @@
 #include "master/integrity/prepared_check.h"
 
 #include <algorithm>
+#include <cmath>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -16,15 +17,24 @@ bool same(const double* x, std::span<const double> expected) {
   return std::equal(expected.begin(), expected.end(), x);
 }
 
+bool all_finite(std::span<const double> x) {
+  return std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); });
+}
+
 /// Answers (out, out_abs) once `done`, for exactly the vectors (x, x_abs) and `rounds`; every
-/// reference is into `owner`, which the answer keeps alive.
+/// reference is into `owner`, which the answer keeps alive. Sums that overflowed a kernel's fp32
+/// lanes (rows summing past FLT_MAX) are not answered: the check then projects the operand
+/// itself, in double where fp32 overflows. (An infinite |op(B)|·1 would make the tolerance
+/// infinite, and the check accept anything.)
 OperandProjection replay(std::shared_ptr<const PreparedCheck> owner, const bool& done, int rounds,
                          std::span<const double> x, std::span<const double> x_abs,
                          std::span<const double> out, std::span<const double> out_abs) {
   return [owner = std::move(owner), &done, rounds, x, x_abs, out, out_abs](
              const double* asked, const double* asked_abs, int asked_rounds, double* result,
              double* result_abs) {
-    if (!done || asked_rounds != rounds || !same(asked, x) || !same(asked_abs, x_abs)) return false;
+    if (!done || asked_rounds != rounds || !same(asked, x) || !same(asked_abs, x_abs) ||
+        !all_finite(out) || !all_finite(out_abs))
+      return false;
     std::copy(out.begin(), out.end(), result);
     std::copy(out_abs.begin(), out_abs.end(), result_abs);
     return true;

@@ -149,8 +149,10 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
         for (int r = 0; r < t; ++r) {
           const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
           double ratio;
-          if (!std::isfinite(c_abs[i]) || !std::isfinite(z))
-            ratio = INFINITY;  // a non-finite entry in C (or an overflow) is never accepted
+          // A non-finite entry in C (or an overflow) is never accepted, nor anything against
+          // an infinite tolerance (which would accept everything).
+          if (!std::isfinite(c_abs[i]) || !std::isfinite(z) || !std::isfinite(tau))
+            ratio = INFINITY;
           else if (tau > 0.0)
             ratio = z / tau;
           else
