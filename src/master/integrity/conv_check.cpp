@@ -123,8 +123,8 @@ void compare(const double* projected, const double* projected_abs, const double*
     const double tau = g * reference_abs[s] + floor + check * (projected_abs[s] + reference_abs[s]);
     const double z = std::fabs(projected[s] - reference[s]);
     double ratio;
-    if (!std::isfinite(projected_abs[s]) || !std::isfinite(z))
-      ratio = INFINITY;
+    if (!std::isfinite(projected_abs[s]) || !std::isfinite(z) || !std::isfinite(tau))
+      ratio = INFINITY;  // nothing passes against an infinite tolerance (it would pass anything)
     else if (tau > 0.0)
       ratio = z / tau;
     else
