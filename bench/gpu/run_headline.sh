@@ -27,6 +27,8 @@
 #               never cuts a run short without a record
 #      ONLY="MODEL:CONFIG ..."  run only these (e.g. "resnet50:tempo-channel acc:tempo-tf32"; the
 #               accuracy runs are acc:plain, acc:tempo, acc:tempo-tf32), for a short re-run
+#      REMOTE=1  also issue #4's remote-vs-embedded CPU-worker steps with half the cores each
+#               (ONLY="remote:cpu" for that alone) -> remote_vs_embedded.json; REMOTE_ROUNDS (3)
 #      KEEP_GOING=1  run the table even when cuda_backend_test fails (default: stop there, so a
 #               broken backend costs a short lease, not a whole one)
 #      FMNIST_DIR  Fashion-MNIST's four .gz files (default $root/.data/fashion-mnist, if there):
@@ -400,6 +402,24 @@ if [[ -f $fmnist/train-images-idx3-ubyte.gz ]]; then
   fi
 else
   say "no Fashion-MNIST at $fmnist: accuracy runs skipped"
+fi
+
+# --- 6. Issue #4 where the transport has cores to spare (REMOTE=1, or "remote:cpu" in ONLY) ---
+# resnet18 batch 32, the embedded CPU worker against 1 and 2 `tempo worker` processes on loopback,
+# master and workers on half the cores each (bench/remote_vs_embedded.sh): the measurement the
+# 2-core VM cannot make (docs/workers.md). Not in the default run: the lease goes to the table.
+if [[ ${REMOTE:-0} == 1 || " $only " == *" remote:cpu "* ]]; then
+  limit=$(limit_now)
+  if [[ $limit == 0 ]]; then
+    say "remote vs embedded skipped: DEADLINE"
+  else
+    half_cores=$((threads > 1 ? threads / 2 : 1))
+    say "remote vs embedded (limit ${limit}s, master and workers $half_cores threads each)"
+    TEMPO=$tempo PYTHON=$py THREADS=$half_cores WORKER_THREADS=$half_cores \
+      ROUNDS=${REMOTE_ROUNDS:-3} timeout "$limit" "$root/bench/remote_vs_embedded.sh" "$bundle" \
+      "$out/remote_vs_embedded.json"
+    say "remote vs embedded exit $?"
+  fi
 fi
 say "done"
 ls -l "$out"
