@@ -28,10 +28,12 @@ namespace tempo::integrity {
 ///   4. the check:     ProductCheck(a, b, ..., replay_a(), replay_b(), signs()) takes these
 ///                     instead of reading A' and B' again.
 ///
-/// The values are the same sums (in double, in another order) that ProductCheck's own passes
-/// compute, so its tolerance and its soundness bound hold unchanged (docs/integrity.md, section 1).
-/// A check built with other vectors (a re-sent request's check draws fresh ones) gets nothing
-/// from the replays and reads the operands as usual.
+/// The values are the sums that ProductCheck's own passes compute, in another order (B's side on
+/// the ±1 vectors in fp32 lanes on AVX-512, as ProductCheck's own pass; A's side in double), so
+/// its tolerance and its soundness bound hold unchanged (docs/integrity.md, sections 1 and 2).
+/// Sums that overflowed fp32 are not replayed. A check built with other vectors (a re-sent
+/// request's check draws fresh ones) gets nothing from the replays and reads the operands as
+/// usual.
 class PreparedCheck : public std::enable_shared_from_this<PreparedCheck> {
  public:
   /// Draws the vectors of a check with `rounds` >= 1 rounds of a product of these extents, with
