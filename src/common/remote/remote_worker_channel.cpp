@@ -112,11 +112,12 @@ RemoteWorkerChannel::RemoteWorkerChannel(RemoteWorkerOptions options)
           : " (is `tempo worker --listen " + options_.address + "` running there?)";
   for (auto state = channel_->GetState(true); state != GRPC_CHANNEL_READY;
        state = channel_->GetState(true)) {
+    std::string unreachable = "cannot reach " + who;
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN)
-      throw std::runtime_error("cannot reach " + who + ": connection failed" += hint);
+      throw std::runtime_error(unreachable.append(": connection failed").append(hint));
     if (!channel_->WaitForStateChange(state, deadline))
-      throw std::runtime_error("cannot reach " + who + " within " +
-                                   seconds(options_.connect_timeout) += hint);
+      throw std::runtime_error(
+          unreachable.append(" within ").append(seconds(options_.connect_timeout)).append(hint));
   }
 
   context_ = std::make_unique<grpc::ClientContext>();

@@ -1,8 +1,6 @@
 #include "master/integrity/prepared_check.h"
 
 #include <algorithm>
-#include <bit>
-#include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -18,16 +16,6 @@ bool same(const double* x, std::span<const double> expected) {
   return std::equal(expected.begin(), expected.end(), x);
 }
 
-/// No infinity or NaN in x: a test of the exponent bits that the compiler vectorises (a
-/// prepared check's sums are scanned on every replay).
-bool all_finite(std::span<const double> x) {
-  constexpr uint64_t kExponent = 0x7FF0000000000000u;
-  uint64_t non_finite = 0;
-  for (double v : x)
-    non_finite |= static_cast<uint64_t>((std::bit_cast<uint64_t>(v) & kExponent) == kExponent);
-  return non_finite == 0;
-}
-
 /// Answers (out, out_abs) once `done`, for exactly the vectors (x, x_abs) and `rounds`; every
 /// reference is into `owner`, which the answer keeps alive. Sums that overflowed a kernel's fp32
 /// lanes (rows summing past FLT_MAX) are not answered: the check then projects the operand
@@ -40,7 +28,7 @@ OperandProjection replay(std::shared_ptr<const PreparedCheck> owner, const bool&
              const double* asked, const double* asked_abs, int asked_rounds, double* result,
              double* result_abs) {
     if (!done || asked_rounds != rounds || !same(asked, x) || !same(asked_abs, x_abs) ||
-        !all_finite(out) || !all_finite(out_abs))
+        !projection_finite(out_abs.data(), static_cast<int64_t>(out_abs.size())))
       return false;
     std::copy(out.begin(), out.end(), result);
     std::copy(out_abs.begin(), out_abs.end(), result_abs);

@@ -1,6 +1,7 @@
 #include "master/integrity/projection.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -299,10 +300,18 @@ bool project_signs_fp32(const float* m, int64_t rows, int64_t cols, bool trans, 
     });
     for (int64_t i = R / 8 * 8; i < R; ++i) p.project(m + i * K, K, i);
   }
-  // Absolute sums are the largest: finite ones mean no fp32 sum overflowed.
-  return std::all_of(out_abs, out_abs + R, [](double a) { return std::isfinite(a); });
+  return projection_finite(out_abs, R);
 }
 }  // namespace
+
+bool projection_finite(const double* out_abs, int64_t n) {
+  constexpr uint64_t kExponent = 0x7FF0000000000000u;
+  uint64_t non_finite = 0;
+  for (int64_t i = 0; i < n; ++i)
+    non_finite |=
+        static_cast<uint64_t>((std::bit_cast<uint64_t>(out_abs[i]) & kExponent) == kExponent);
+  return non_finite == 0;
+}
 
 void project_signs(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
                    int rounds, double* out, double* out_abs, bool parallel) {

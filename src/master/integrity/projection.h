@@ -27,6 +27,11 @@ void project(const float* m, int64_t rows, int64_t cols, bool trans, const doubl
 void project_signs(const float* m, int64_t rows, int64_t cols, bool trans, const double* signs,
                    int rounds, double* out, double* out_abs, bool parallel);
 
+/// True when no fp32 sum of a projection overflowed: its n absolute sums (out_abs) are all finite.
+/// They bound the signed sums of the same terms, and a NaN entry makes its row's NaN too. An
+/// exponent-bit test that the compiler vectorises.
+bool projection_finite(const double* out_abs, int64_t n);
+
 /// project() of one operand computed by other means than reading it, for an operand the master
 /// can project faster from what it was made of (patch mode: from the plaintext input, a fraction
 /// of the blinded patch matrix). Same arguments and result as project(m, ..., x, x_abs, rounds,
