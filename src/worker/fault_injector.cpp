@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/rounding_bounds.h"
+
 namespace tempo::worker {
 
 using protocol::Op;
@@ -58,11 +60,8 @@ double parse_number(const std::string& s, const std::string& spec) {
   return v;
 }
 
-/// gamma_k for fp32 accumulation, as the master's check (docs/integrity.md).
-double gamma32(int64_t k) {
-  const double ku = static_cast<double>(k) * 0x1p-24;
-  return ku < 1 ? ku / (1 - ku) : INFINITY;
-}
+/// gamma_k for fp32 accumulation, the master's formula (docs/integrity.md).
+double gamma32(int64_t k) { return rounding::gamma(k, rounding::kFp32Roundoff); }
 
 /// The master's tolerance for the checked value that result entry `e` enters (its row for a
 /// product, its projected position for a convolution), recomputed here from the operands with
@@ -82,8 +81,8 @@ double entry_tolerance(const protocol::Request& r, const BlindedTensor& a, const
       for (int64_t j = 0; j < n; ++j) bsum[l] += absf(r.trans_b ? B[j * bc + l] : B[l * bc + j]);
     double t = 0;
     for (int64_t l = 0; l < k; ++l) t += absf(r.trans_a ? A[l * ac + i] : A[i * ac + l]) * bsum[l];
-    // The check's own fp32 rounding of C·v and op(B)·v adds about 2·gamma_{ceil(n/16)+5}.
-    return (gamma32(k) + 2.0 * gamma32((n + 15) / 16 + 5)) * t;
+    // The check's own fp32 rounding of C·v and op(B)·v adds about twice its projection bound.
+    return (gamma32(k) + 2.0 * rounding::projection_relative_bound(n)) * t;
   }
   const protocol::ConvParams& p = r.conv;
   // Operands as X [N,C,H,W], W [O,C,kh,kw], dY [N,O,Ho,Wo] whichever the op.

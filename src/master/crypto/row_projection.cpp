@@ -1,5 +1,7 @@
 #include "master/crypto/row_projection.h"
 
+#include "master/core/avx512_lanes.h"
+
 namespace tempo::crypto {
 
 TEMPO_BEGIN_AVX512
@@ -51,36 +53,6 @@ inline __m512 load_as_float(const double* p, __mmask16 mask) {
       _mm512_maskz_cvtpd_ps(0xFF, _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask >> 8), p + 8));
   return _mm512_maskz_insertf32x8(
       0xFFFF, _mm512_maskz_insertf32x8(0xFFFF, _mm512_setzero_ps(), low, 0), high, 1);
-}
-
-inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
-}
-
-// (No namespace-scope vector constant: its initializer would run AVX-512 code at start-up.)
-inline __m512 magnitude(__m512 x) {
-  return _mm512_castsi512_ps(
-      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFFFFFF)));
-}
-
-/// out[k] = the sum of the 8 lanes of v[k], for 8 vectors at once: three rounds of adding lanes
-/// paired across vectors (21 shuffles and adds instead of 8 horizontal sums).
-void lane_sums8(const __m512d v[8], double out[8]) {
-  __m512d t[4];
-  for (int q = 0; q < 4; ++q)  // [a0+a1, b0+b1, a2+a3, b2+b3, ...] for a = v[2q], b = v[2q+1]
-    t[q] = _mm512_add_pd(_mm512_maskz_unpacklo_pd(0xFF, v[2 * q], v[2 * q + 1]),
-                         _mm512_maskz_unpackhi_pd(0xFF, v[2 * q], v[2 * q + 1]));
-  const __m512i low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-  const __m512i high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  // [a0..3, b0..3, c0..3, d0..3, a4..7, b4..7, c4..7, d4..7] (partial sums)
-  const __m512d u = _mm512_add_pd(_mm512_permutex2var_pd(t[0], low, t[1]),
-                                  _mm512_permutex2var_pd(t[0], high, t[1]));
-  const __m512d w = _mm512_add_pd(_mm512_permutex2var_pd(t[2], low, t[3]),
-                                  _mm512_permutex2var_pd(t[2], high, t[3]));
-  const __m512d sums =
-      _mm512_add_pd(_mm512_permutex2var_pd(u, _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), w),
-                    _mm512_permutex2var_pd(u, _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15), w));
-  _mm512_storeu_pd(out, sums);
 }
 
 /// out[k] = the sum of the 16 fp32 lanes of v[k], for 8 vectors at once: four levels of adding
@@ -138,10 +110,10 @@ void project8_double(const RowProjection& p, const float* const rows[8], int64_t
     };
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) add(j, 0xFF);
-    if (j < n) add(j, static_cast<__mmask8>((1u << (n - j)) - 1u));
+    if (j < n) add(j, simd::tail_mask8(n - j));
     double sums[8], mags[8];
-    lane_sums8(sum, sums);
-    if (with_abs) lane_sums8(mag, mags);
+    _mm512_storeu_pd(sums, simd::sum_lanes8(sum));
+    if (with_abs) _mm512_storeu_pd(mags, simd::sum_lanes8(mag));
     store_tile(p, r, index, sums, with_abs ? mags : nullptr);
   }
 }
@@ -157,13 +129,13 @@ void project8_signs(const RowProjection& p, const float* const rows[8], int64_t 
     __m512 sum[8], mag[8];
     for (int k = 0; k < 8; ++k) sum[k] = mag[k] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 mask = tail_mask(n - j);
+      const __mmask16 mask = simd::tail_mask16(n - j);
       const __m512 vv = load_as_float(v + j, mask);
       if (with_abs) {
         for (int k = 0; k < 8; ++k) {
           const __m512 x = _mm512_maskz_loadu_ps(mask, rows[k] + j);
           sum[k] = _mm512_fmadd_ps(x, vv, sum[k]);
-          mag[k] = _mm512_add_ps(magnitude(x), mag[k]);
+          mag[k] = _mm512_add_ps(simd::magnitude(x), mag[k]);
         }
       } else {
         for (int k = 0; k < 8; ++k)

@@ -5,18 +5,13 @@
 #include <algorithm>
 #include <bit>
 
+#include "master/core/avx512_lanes.h"
 #include "master/core/simd.h"
 #include "master/crypto/row_kernels.h"
 
 namespace tempo::crypto {
 
 namespace {
-
-/// The lanes of a row's 16-float block q that lie inside a row of n floats.
-TEMPO_TARGET_AVX512 inline __mmask16 block_mask(int64_t n, int q) {
-  const int64_t left = n - 16 * static_cast<int64_t>(q);
-  return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
-}
 
 /// Output block: lane l = the source row's entry idx[l] (< 16·kSources), from its registers s.
 template <int kSources>
@@ -42,7 +37,7 @@ struct Columns {
   __mmask16 mask[kBlocks];
   TEMPO_TARGET_AVX512 Columns(int64_t n, const int32_t* col_index, const float* col_mul) {
     for (int q = 0; q < kBlocks; ++q) {
-      mask[q] = block_mask(n, q);
+      mask[q] = simd::tail_mask16(n - 16 * static_cast<int64_t>(q));  // inside the row
       idx[q] = _mm512_maskz_loadu_epi32(mask[q], col_index + 16 * q);
       mul[q] = _mm512_maskz_loadu_ps(mask[q], col_mul + 16 * q);
     }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/rounding_bounds.h"
+
 namespace tempo::integrity {
 
 /// The arithmetic an honest worker may use for a product. The worker's inputs are fp32; the
@@ -18,7 +20,7 @@ Precision parse_precision(const std::string& name);  ///< "fp32" | "tf32" | "bf1
 const char* to_string(Precision p);
 
 /// Unit roundoff of the worker's accumulation (fp32: 2^-24).
-constexpr double kAccumulationRoundoff = 0x1p-24;
+constexpr double kAccumulationRoundoff = rounding::kFp32Roundoff;
 /// Unit roundoff of the check's own arithmetic (double).
 constexpr double kCheckRoundoff = 0x1p-53;
 /// Smallest positive normal fp32: bounds the absolute error of one product or sum that underflows.
@@ -33,22 +35,9 @@ double input_roundoff(Precision p);
 /// master's decision, never the worker's.
 std::string precision_refusal(const std::string& declared, Precision accepted);
 
-/// gamma_n = n·u / (1 - n·u) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1);
-/// +infinity once n·u >= 1 (no bound).
-inline double gamma(int64_t n, double u) {
-  const double nu = static_cast<double>(n) * u;
-  return nu < 1.0 ? nu / (1.0 - nu) : INFINITY;
-}
-
-/// Relative error bound of the check's projection of one row of `len` fp32 entries on a ±1
-/// vector (C·v, op(B)·v) and of its absolute sum: |computed - exact| <= bound · Σ_j |x_j|.
-/// The AVX-512 kernels (crypto::RowProjection::project8) sum in 16 fp32 lanes, ceil(len/16)
-/// exact terms each, then add the lanes in four fp32 levels: ceil(len/16) + 4 roundings at
-/// u = 2^-24 per term, never an underflow (gradual underflow, checked; sums of exact terms);
-/// the other kernels sum in double, well inside the same bound. One level of margin.
-inline double projection_relative_bound(int64_t len) {
-  return gamma((len + 15) / 16 + 5, kAccumulationRoundoff);
-}
+// gamma_n and the fp32 lanes' projection bound, shared with the worker's fault injector.
+using rounding::gamma;
+using rounding::projection_relative_bound;
 
 /// Relative factor g of an honest dot product of length k: |fl(x·y) - x·y| <= g·|x|·|y| + abs.
 /// With inputs rounded at u_in (each |x̂ - x| <= u_in|x|) and a length-k fp32 sum of exact

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "master/core/avx512_lanes.h"
 #include "master/core/simd.h"
 #include "master/crypto/row_projection.h"
 
@@ -33,23 +34,6 @@ inline void project_row(const float* m, int64_t R, int64_t K, const double* x, c
 // attention heads' 16-float rows cost more than the products.
 constexpr int64_t kShortRowFloats = 32;
 
-// Lane k of the result: the sum of the lanes of v[k]. (Zero-masking forms with every lane
-// selected: GCC 12 warns that the plain ones' undefined pass-through may be used uninitialised.)
-TEMPO_TARGET_AVX512 inline __m512d sum_lanes8(const __m512d v[8]) {
-  constexpr __mmask8 kAll = 0xFF;
-  __m512d pairs[4];  // per 128-bit lane L: {v[2p] pair sum, v[2p+1] pair sum}
-  for (int p = 0; p < 4; ++p)
-    pairs[p] = _mm512_add_pd(_mm512_maskz_unpacklo_pd(kAll, v[2 * p], v[2 * p + 1]),
-                             _mm512_maskz_unpackhi_pd(kAll, v[2 * p], v[2 * p + 1]));
-  __m512d quads[2];  // lanes {L0+L1, L2+L3} of pairs[2q], then of pairs[2q+1]
-  for (int q = 0; q < 2; ++q)
-    quads[q] =
-        _mm512_add_pd(_mm512_maskz_shuffle_f64x2(kAll, pairs[2 * q], pairs[2 * q + 1], 0x88),
-                      _mm512_maskz_shuffle_f64x2(kAll, pairs[2 * q], pairs[2 * q + 1], 0xDD));
-  return _mm512_add_pd(_mm512_maskz_shuffle_f64x2(kAll, quads[0], quads[1], 0x88),
-                       _mm512_maskz_shuffle_f64x2(kAll, quads[0], quads[1], 0xDD));
-}
-
 // out[i] = Σ_j M[i][j]·x[j], out_abs[i] = Σ_j |M[i][j]|·x_abs[j] for rows [begin, end) (a
 // multiple of 8 of them) of K <= 8·kChunks floats.
 template <int kChunks>
@@ -60,7 +44,7 @@ TEMPO_TARGET_AVX512 void project_short_rows(const float* m, int64_t K, const dou
   __m512d w[kChunks], w_abs[kChunks];
   for (int c = 0; c < kChunks; ++c) {
     const int64_t left = K - 8 * c;
-    mask[c] = left >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << left) - 1u);
+    mask[c] = simd::tail_mask8(left);
     w[c] = _mm512_maskz_loadu_pd(mask[c], x + 8 * c);
     w_abs[c] = _mm512_maskz_loadu_pd(mask[c], x_abs + 8 * c);
   }
@@ -79,8 +63,8 @@ TEMPO_TARGET_AVX512 void project_short_rows(const float* m, int64_t K, const dou
       sums[k] = s;
       magnitudes[k] = a;
     }
-    _mm512_storeu_pd(out + i, sum_lanes8(sums));
-    _mm512_storeu_pd(out_abs + i, sum_lanes8(magnitudes));
+    _mm512_storeu_pd(out + i, simd::sum_lanes8(sums));
+    _mm512_storeu_pd(out_abs + i, simd::sum_lanes8(magnitudes));
   }
 }
 
@@ -235,7 +219,6 @@ TEMPO_TARGET_AVX512 void project_sign_block_avx512(const float* m, int64_t R, in
                                                    double* out_abs, int64_t b, int64_t chunk) {
   const int64_t i0 = b * kSignBlock, n = std::min(kSignBlock, R - i0);
   const int64_t vecs = (n + 15) / 16;
-  const __m512i magnitude_bits = _mm512_set1_epi32(0x7FFFFFFF);
   for (int r = 0; r < rounds; ++r) {
     const bool with_abs = r == 0;
     double acc[kSignBlock], acc_abs[kSignBlock];
@@ -246,15 +229,12 @@ TEMPO_TARGET_AVX512 void project_sign_block_avx512(const float* m, int64_t R, in
       const int64_t j1 = std::min(K, j0 + chunk);
       for (int64_t q = 0; q < vecs; ++q) {
         const int64_t left = n - 16 * q;
-        const __mmask16 mask =
-            left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
+        const __mmask16 mask = simd::tail_mask16(left);
         __m512 sum = _mm512_setzero_ps(), mag = _mm512_setzero_ps();
         for (int64_t j = j0; j < j1; ++j) {
           const __m512 v = _mm512_maskz_loadu_ps(mask, m + j * R + i0 + 16 * q);
           sum = _mm512_fmadd_ps(v, _mm512_set1_ps(static_cast<float>(xr[j])), sum);
-          if (with_abs)
-            mag = _mm512_add_ps(
-                _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude_bits)), mag);
+          if (with_abs) mag = _mm512_add_ps(simd::magnitude(v), mag);
         }
         add_widened(sum, mask, acc + 16 * q);
         if (with_abs) add_widened(mag, mask, acc_abs + 16 * q);
