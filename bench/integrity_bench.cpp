@@ -81,9 +81,13 @@ BENCHMARK(BM_MemcpySameBytes)->Args({32768, 576})->UseRealTime();
 // HxW image, t = 1): arg 2 = 0 streams X' (integrity::project), 1 computes it from the plaintext
 // input (PatchConvForward::project_input; docs/integrity.md section 1). Shapes of resnet18's
 // layers 1-4 at batch 16. Bytes: those of X', whichever route.
+// Mode /0 streams X', /1 projects it from the input in double (a check's A side), /2 from the
+// input on ±1 vectors as a check's B side (fp32 lanes with AVX-512, ProjectionSums::kSignLanes).
 void BM_ProjectPatchMatrix(benchmark::State& state) {
   const int64_t c = state.range(0), hw = state.range(1);
   const bool from_input = state.range(2) != 0;
+  const auto sums = state.range(2) == 2 ? tempo::crypto::patch::ProjectionSums::kSignLanes
+                                        : tempo::crypto::patch::ProjectionSums::kDouble;
   tempo::Tensor x({16, c, hw, hw}), w({c, c, 3, 3});
   const std::vector<float> xs = random_floats(x.numel()), ws = random_floats(w.numel());
   std::copy(xs.begin(), xs.end(), x.data());
@@ -92,11 +96,14 @@ void BM_ProjectPatchMatrix(benchmark::State& state) {
   g.pad_h = g.pad_w = 1;
   const tempo::crypto::PatchConvForward fw = tempo::crypto::PatchConvObfuscator().encrypt(x, w, g);
   const int64_t m = fw.x().dim(0), k = fw.x().dim(1);
-  const std::vector<double> v(static_cast<size_t>(k), 0.5), v_abs(static_cast<size_t>(k), 1.0);
+  std::vector<double> v(static_cast<size_t>(k), 0.5);
+  const std::vector<double> v_abs(static_cast<size_t>(k), 1.0);
+  if (state.range(2) == 2)
+    for (size_t j = 0; j < v.size(); ++j) v[j] = j % 3 == 0 ? -1.0 : 1.0;
   std::vector<double> out(static_cast<size_t>(m)), out_abs(static_cast<size_t>(m));
   for (auto _ : state) {
     if (from_input) {
-      if (!fw.project_input(x, v.data(), v_abs.data(), 1, out.data(), out_abs.data()))
+      if (!fw.project_input(x, v.data(), v_abs.data(), 1, out.data(), out_abs.data(), sums))
         state.SkipWithError("project_input declined this shape");
     } else {
       tempo::integrity::project(fw.x().data(), m, k, false, v.data(), v_abs.data(), 1, out.data(),
@@ -107,9 +114,9 @@ void BM_ProjectPatchMatrix(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * m * k * 4);
 }
 BENCHMARK(BM_ProjectPatchMatrix)
-    ->ArgsProduct({{64}, {32}, {0, 1}})
-    ->ArgsProduct({{128}, {16}, {0, 1}})
-    ->ArgsProduct({{256}, {8}, {0, 1}})
+    ->ArgsProduct({{64}, {32}, {0, 1, 2}})
+    ->ArgsProduct({{128}, {16}, {0, 1, 2}})
+    ->ArgsProduct({{256}, {8}, {0, 1, 2}})
     ->Args({512, 4, 0})
     ->UseRealTime();
 

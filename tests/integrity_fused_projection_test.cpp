@@ -14,6 +14,7 @@
 
 #include "crypto_test_util.h"
 #include "gradcheck.h"
+#include "master/core/simd.h"
 #include "master/crypto/crypto.h"
 #include "master/crypto/patch_conv_encryptor.h"
 #include "master/integrity/error_bound.h"
@@ -87,6 +88,153 @@ TEST(PatchInputProjection, EqualsProjectingTheBlindedPatchMatrix) {
       expect_same_projection(got, want, want_abs, k);
       expect_same_projection(got_abs, want_abs, want_abs, k);
     }
+}
+
+/// The exact (long double) projections of the rows of xb [m, k] on `rounds` vectors v, and the
+/// absolute sums |xb|·1, which are also every round's mass when v is ±1.
+void exact_projections(const BlindedTensor& xb, const std::vector<double>& v, int rounds,
+                       std::vector<long double>* sums, std::vector<long double>* abs_sums) {
+  const int64_t m = xb.dim(0), k = xb.dim(1);
+  sums->assign(static_cast<size_t>(rounds * m), 0.0L);
+  abs_sums->assign(static_cast<size_t>(m), 0.0L);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      const long double e = xb.data()[i * k + j];
+      (*abs_sums)[static_cast<size_t>(i)] += std::fabs(e);
+      for (int r = 0; r < rounds; ++r)
+        (*sums)[static_cast<size_t>(r * m + i)] += e * v[static_cast<size_t>(r * k + j)];
+    }
+}
+
+// X' as a check's B side (the check's ±1 vectors, ones as the absolute weights): AVX-512 sums it
+// in fp32 lanes, within the bound the check allows for it, projection_relative_bound(K), on
+// output widths around the 16-wide tiles, odd heights, both strides, chunks of 1 to 4 channels.
+// The lanes really run (their sums differ from the double kernel's somewhere), and a weighted
+// vector, or an A side, keeps the double kernel bit for bit.
+TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
+  const std::vector<Case> cases = {
+      {{2, 16, 7, 16}, {3, 16, 3, 3}, {1, 1, 1, 1}},   // one full tile, 1 channel per chunk
+      {{2, 64, 5, 20}, {4, 64, 3, 3}, {1, 1, 1, 1}},   // a partial second tile, 4 per chunk
+      {{1, 24, 13, 40}, {2, 24, 3, 3}, {2, 2, 1, 1}},  // stride 2, 20 outputs wide
+      {{2, 32, 9, 33}, {3, 32, 3, 3}, {1, 1, 1, 1}}};  // tiles of 16, 16 and 1
+  Rng rng(12);
+  crypto::Csprng csprng;
+  const crypto::KeyGenerator keygen;
+  const int sigma = keygen.params().sigma;
+  const bool lanes_expected = simd::avx512() && simd::gradual_underflow();
+  for (const Case& c : cases)
+    for (int rounds : {1, 2, 5}) {
+      SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
+                   std::to_string(rounds));
+      const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+      const int64_t m = s.positions(), k = s.patch();
+      const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
+      const crypto::PatchConvEncryptor enc(key, s);
+      // A wide dynamic range, so that fp32 and double sums part somewhere.
+      Tensor x = random_tensor(c.x, rng);
+      for (int64_t e = 0; e < x.numel(); ++e)
+        x[e] = std::ldexp(x[e], static_cast<int>(rng.uniform(-12.0f, 12.0f)));
+      const BlindedTensor xb = enc.encrypt_input(x);
+      const std::vector<double> signs = integrity::random_signs(csprng, rounds * k);
+      const std::vector<double> ones(static_cast<size_t>(k), 1.0);
+      std::vector<long double> exact, exact_abs;
+      exact_projections(xb, signs, rounds, &exact, &exact_abs);
+      std::vector<double> lanes(static_cast<size_t>(rounds * m)), lanes_abs(static_cast<size_t>(m));
+      std::vector<double> dbl(lanes.size()), dbl_abs(lanes_abs.size());
+      ASSERT_TRUE(enc.project_input(x, signs.data(), ones.data(), rounds, lanes.data(),
+                                    lanes_abs.data(), sigma,
+                                    crypto::patch::ProjectionSums::kSignLanes));
+      ASSERT_TRUE(enc.project_input(x, signs.data(), ones.data(), rounds, dbl.data(),
+                                    dbl_abs.data(), sigma));
+      const long double bound = integrity::projection_relative_bound(k);
+      bool parted = false;
+      for (int64_t i = 0; i < m; ++i) {
+        const long double mass = exact_abs[static_cast<size_t>(i)];
+        ASSERT_LE(std::fabs(lanes_abs[static_cast<size_t>(i)] - mass), bound * mass) << "row " << i;
+        for (int r = 0; r < rounds; ++r) {
+          const auto e = static_cast<size_t>(r * m + i);
+          ASSERT_LE(std::fabs(lanes[e] - exact[e]), bound * mass) << "row " << i << " round " << r;
+          parted |= lanes[e] != dbl[e];
+        }
+      }
+      EXPECT_EQ(parted, lanes_expected) << "fp32 lanes ran: " << parted;
+      // Weighted vectors are no sign filters, even with entries exact in fp32 (whose products
+      // would round): the double kernel's sums, bit for bit.
+      std::vector<double> weighted = random_vectors(rounds * k, rng);
+      for (double& e : weighted) e = static_cast<float>(e);
+      std::vector<double> w_lanes(lanes.size()), w_dbl(lanes.size()), w_abs(lanes_abs.size());
+      ASSERT_TRUE(enc.project_input(x, weighted.data(), ones.data(), rounds, w_lanes.data(),
+                                    w_abs.data(), sigma,
+                                    crypto::patch::ProjectionSums::kSignLanes));
+      ASSERT_TRUE(enc.project_input(x, weighted.data(), ones.data(), rounds, w_dbl.data(),
+                                    w_abs.data(), sigma));
+      EXPECT_EQ(w_lanes, w_dbl);
+    }
+}
+
+// The fp32 chains stay short enough for the bound on sums built to lose the most: no scales, so
+// that the lanes add the taps as given, channel 0 large and every later term just under half an
+// ulp of the running sum, so that each addition drops nearly all of it. A lane that added all
+// K = 576 taps in one chain would miss by ~500 units of 2^-24 of the mass; the bound is ~41.
+TEST(PatchInputProjection, SignLanesKeepTheirChainsWithinTheBoundOnAdversarialSums) {
+  if (!simd::avx512() || !simd::gradual_underflow()) GTEST_SKIP() << "no AVX-512 fp32 lanes here";
+  crypto::ObfuscationParams params;
+  params.sigma = 0;  // no scales: the filters are the signs themselves
+  params.signed_inner_scale = false;
+  const crypto::KeyGenerator keygen(params);
+  const Case c{{1, 64, 4, 16}, {2, 64, 3, 3}, {1, 1, 1, 1}};
+  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const int64_t m = s.positions(), k = s.patch();
+  const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
+  const crypto::PatchConvEncryptor enc(key, s);
+  Tensor x(c.x);
+  const int64_t plane = c.x[2] * c.x[3];
+  // Channel 0's taps sum to at most 72, whose ulp is 2^-17: later terms of 2^-18·(1 - 2^-8) are
+  // lost in fp32, one after the other.
+  for (int64_t e = 0; e < x.numel(); ++e)
+    x[e] = e < plane ? 8.0f : std::ldexp(1.0f - std::ldexp(1.0f, -8), -18);
+  const std::vector<double> ones(static_cast<size_t>(k), 1.0);
+  std::vector<double> lanes(static_cast<size_t>(m)), lanes_abs(lanes.size());
+  ASSERT_TRUE(enc.project_input(x, ones.data(), ones.data(), 1, lanes.data(), lanes_abs.data(),
+                                params.sigma, crypto::patch::ProjectionSums::kSignLanes));
+  std::vector<long double> exact, exact_abs;
+  exact_projections(enc.encrypt_input(x), ones, 1, &exact, &exact_abs);
+  const long double bound = integrity::projection_relative_bound(k);
+  long double worst = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const auto e = static_cast<size_t>(i);
+    worst = std::max(worst, std::fabs(lanes[e] - exact[e]) / exact_abs[e]);
+  }
+  EXPECT_LE(worst, bound);
+  EXPECT_GT(worst, 0.1L * bound);  // the sums do lose: the case tests what it means to
+}
+
+// Inputs near the top of the range a small sigma allows: the fp32 sums of a chunk overflow, and
+// those images are redone in double: finite sums, equal to the double kernel's.
+TEST(PatchInputProjection, SignLanesThatOverflowAreRedoneInDouble) {
+  crypto::ObfuscationParams params;
+  params.sigma = 1;  // inputs up to 2^126, blinded terms up to 2^127: two of them overflow fp32
+  const crypto::KeyGenerator keygen(params);
+  const Case c{{2, 16, 4, 16}, {3, 16, 3, 3}, {1, 1, 1, 1}};
+  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const int64_t m = s.positions(), k = s.patch();
+  const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
+  const crypto::PatchConvEncryptor enc(key, s);
+  crypto::Csprng csprng;
+  Tensor x(c.x);
+  for (int64_t e = 0; e < x.numel(); ++e) x[e] = std::ldexp(1.5f, 124);
+  const std::vector<double> signs = integrity::random_signs(csprng, k);
+  const std::vector<double> ones(static_cast<size_t>(k), 1.0);
+  std::vector<double> lanes(static_cast<size_t>(m)), lanes_abs(lanes.size());
+  std::vector<double> dbl(lanes.size()), dbl_abs(lanes.size());
+  ASSERT_TRUE(enc.project_input(x, signs.data(), ones.data(), 1, lanes.data(), lanes_abs.data(),
+                                params.sigma, crypto::patch::ProjectionSums::kSignLanes));
+  ASSERT_TRUE(
+      enc.project_input(x, signs.data(), ones.data(), 1, dbl.data(), dbl_abs.data(), params.sigma));
+  for (int64_t i = 0; i < m; ++i) ASSERT_TRUE(std::isfinite(lanes_abs[static_cast<size_t>(i)]));
+  EXPECT_GT(*std::max_element(lanes_abs.begin(), lanes_abs.end()), 1e39);  // past FLT_MAX
+  EXPECT_EQ(lanes, dbl);
+  EXPECT_EQ(lanes_abs, dbl_abs);
 }
 
 TEST(PatchInputProjection, RefusesInputsWhoseBlindedValuesMayUnderOrOverflow) {

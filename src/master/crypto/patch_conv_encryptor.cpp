@@ -34,14 +34,15 @@ BlindedTensor PatchConvEncryptor::encrypt_input(const Tensor& x) const {
 }
 
 bool PatchConvEncryptor::project_input(const Tensor& x, const double* vecs, const double* vec_abs,
-                                       int rounds, double* out, double* out_abs, int sigma) const {
+                                       int rounds, double* out, double* out_abs, int sigma,
+                                       patch::ProjectionSums sums) const {
   x.expect_shape(shape_.input_shape(), "PatchConvEncryptor::project_input");
   // An entry of A' is x·r·s with |r·s| in [2^-2sigma, 2^2sigma]: it stays a normal, finite fp32
   // number (exact) when |x| is 0 or in [2^(2sigma-126), 2^(128-2sigma)).
   return patch::project_blinded_patches(
       x.data(), shape_, GatherMap::decrypt(key_.m, ScalePower::kScale),
       GatherMap::encrypt(key_.k, ScalePower::kScale), vecs, vec_abs, rounds, out, out_abs,
-      std::ldexp(1.0, 2 * sigma - 126), std::ldexp(1.0, 128 - 2 * sigma));
+      std::ldexp(1.0, 2 * sigma - 126), std::ldexp(1.0, 128 - 2 * sigma), sums);
 }
 
 BlindedTensor PatchConvEncryptor::encrypt_weight(const Tensor& w) const {

@@ -5,6 +5,7 @@
 #include "master/core/tensor.h"
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/patch_kernels.h"
 #include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
@@ -50,8 +51,10 @@ class PatchConvEncryptor {
   /// [rounds][K], `vec_abs` [K], `out` [rounds][M], `out_abs` [M]. Equal to projecting A' (up to
   /// the summation order) when the key's scales are powers of two of magnitude at most 2^sigma
   /// and no entry of A' under- or overflows; returns false when the latter may have happened.
+  /// `sums`: the rounding the caller's check allows (patch::ProjectionSums).
   bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
-                     double* out, double* out_abs, int sigma) const;
+                     double* out, double* out_abs, int sigma,
+                     patch::ProjectionSums sums = patch::ProjectionSums::kDouble) const;
 
   const ConvShape& shape() const { return shape_; }
 

@@ -8,6 +8,7 @@
 #include "master/crypto/conv_shape.h"
 #include "master/crypto/key_generator.h"
 #include "master/crypto/keys.h"
+#include "master/crypto/patch_kernels.h"
 #include "master/crypto/row_projection.h"
 
 namespace tempo::crypto {
@@ -41,9 +42,11 @@ class PatchConvForward {
   /// (PatchConvEncryptor::project_input). Returns false when that may differ from projecting X'
   /// itself: scales that are not powers of two (X' then carries rounding), or an entry of x so
   /// small or large that its blinded value under- or overflowed; and where reading X' is as fast
-  /// (1x1 kernels, outputs narrower than 8).
+  /// (1x1 kernels, outputs narrower than 8). `sums`: the rounding the caller's check allows
+  /// (patch::ProjectionSums; kSignLanes only for a B side on ±1 vectors).
   bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
-                     double* out, double* out_abs) const;
+                     double* out, double* out_abs,
+                     patch::ProjectionSums sums = patch::ProjectionSums::kDouble) const;
 
   /// Y' [M, O] -> Y [N,O,H',W']; with `projection`, also projects the rows of Y' for its
   /// integrity check in the same pass.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "master/core/avx512_lanes.h"
 #include "master/core/simd.h"
 #include "master/crypto/row_kernels.h"
 
@@ -495,24 +496,139 @@ TEMPO_END_AVX512
 namespace {
 
 template <int R, bool Abs, int64_t Stride>
-TEMPO_TARGET_AVX512 void project_image_avx512(const double* pad, const ConvShape& s, int64_t hp,
-                                              int64_t wp, const double* filter, double* acc) {
-  avx512_bodies::project_image<simd::Avx512, R, Abs, Stride>(pad, s, hp, wp, filter, acc);
+TEMPO_TARGET_AVX512 void project_image_avx512(const double* pad, const ConvShape& s, int64_t wp,
+                                              const int64_t* offset, const double* filter,
+                                              double* acc) {
+  avx512_bodies::project_image<simd::Avx512, R, Abs, Stride>(pad, s, wp, offset, filter, acc);
 }
 
 template <int R, bool Abs, int64_t Stride>
-void project_image_any(const double* pad, const ConvShape& s, int64_t hp, int64_t wp,
+void project_image_any(const double* pad, const ConvShape& s, int64_t wp, const int64_t* offset,
                        const double* filter, double* acc) {
   if (simd::avx512())
-    project_image_avx512<R, Abs, Stride>(pad, s, hp, wp, filter, acc);
+    project_image_avx512<R, Abs, Stride>(pad, s, wp, offset, filter, acc);
   else
-    project_image<simd::Avx2, R, Abs, Stride>(pad, s, hp, wp, filter, acc);
+    project_image<simd::Avx2, R, Abs, Stride>(pad, s, wp, offset, filter, acc);
+}
+
+/// The offsets of `channels` channels' taps from a window's corner in a padded [hp][wp] plane
+/// stack, in natural patch order (c, i, j): the kernels' flat loop over taps.
+std::vector<int64_t> tap_offsets(const ConvShape& s, int64_t channels, int64_t hp, int64_t wp) {
+  std::vector<int64_t> offset;
+  offset.reserve(static_cast<size_t>(channels * s.kh * s.kw));
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < s.kh; ++i)
+      for (int64_t j = 0; j < s.kw; ++j) offset.push_back((c * hp + i) * wp + j);
+  return offset;
+}
+
+/// The fp32 version of project_image for sign filters (every filter entry 0 or ± a power of two,
+/// so each product with an input in range is an exact fp32 value): tiles of 4 output rows × 16
+/// columns, one AVX-512 register per row and filter. Each lane adds the taps of at most
+/// `chunk_channels` channels in fp32 (the caller keeps that within ceil(K/16) + 4 terms, inside
+/// the checks' projection_relative_bound(K)), then the chunk's sums are added in double. `pad` is
+/// the image in fp32, zero-padded so that every window of every tile lies inside it; `filter` is
+/// [K][F] in natural patch order; acc [F][plane_out]. Stride 1 or 2 along the width.
+constexpr int64_t kSignTileRows = 4;
+constexpr int64_t kSignTileCols = 16;
+
+template <int R, bool Abs, int64_t Stride>
+TEMPO_TARGET_AVX512 void project_image_signs_avx512(const float* pad, const ConvShape& s,
+                                                    int64_t hp, int64_t wp, const int64_t* offset,
+                                                    const float* filter, int64_t chunk_channels,
+                                                    double* acc) {
+  static_assert(Stride == 1 || Stride == 2);
+  constexpr int F = R + (Abs ? 1 : 0);
+  constexpr int64_t TR = kSignTileRows, TC = kSignTileCols;
+  const int64_t oh = s.out_h(), ow = s.out_w(), plane_out = oh * ow;
+  const int64_t sh = s.geometry.stride_h, channels = s.in_channels, taps = s.kh * s.kw;
+  const int64_t row_step = sh * wp;  // from one output row's window to the next one's
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t oy = 0; oy < oh; oy += TR)
+    for (int64_t ox0 = 0; ox0 < ow; ox0 += TC) {
+      __m512d total[TR][F][2];
+      for (auto& row : total)
+        for (auto& sums : row) sums[0] = sums[1] = _mm512_setzero_pd();
+      for (int64_t c0 = 0; c0 < channels; c0 += chunk_channels) {
+        const int64_t chunk_taps = (std::min(channels, c0 + chunk_channels) - c0) * taps;
+        const float* corner = pad + (c0 * hp + oy * sh) * wp + ox0 * Stride;
+        const float* f = filter + c0 * taps * F;
+        __m512 sum[TR][F];
+        for (auto& row : sum)
+          for (__m512& x : row) x = _mm512_setzero_ps();
+        for (int64_t t = 0; t < chunk_taps; ++t, f += F) {
+          const float* p = corner + offset[t];
+          __m512 v[TR];
+          for (int64_t dy = 0; dy < TR; ++dy) {
+            if constexpr (Stride == 1)
+              v[dy] = _mm512_loadu_ps(p + dy * row_step);
+            else
+              v[dy] = _mm512_permutex2var_ps(_mm512_loadu_ps(p + dy * row_step), even,
+                                             _mm512_loadu_ps(p + dy * row_step + 16));
+          }
+          for (int r = 0; r < R; ++r) {
+            const __m512 fr = _mm512_set1_ps(f[r]);
+            for (int64_t dy = 0; dy < TR; ++dy) sum[dy][r] = _mm512_fmadd_ps(v[dy], fr, sum[dy][r]);
+          }
+          if constexpr (Abs) {
+            const __m512 fa = _mm512_set1_ps(f[R]);
+            for (int64_t dy = 0; dy < TR; ++dy)
+              sum[dy][R] = _mm512_fmadd_ps(simd::magnitude(v[dy]), fa, sum[dy][R]);
+          }
+        }
+        // Widened exactly, added in double. (Zero-masking forms: see row_projection.cpp.)
+        for (int64_t dy = 0; dy < TR; ++dy)
+          for (int r = 0; r < F; ++r) {
+            const __m256 low = _mm512_maskz_extractf32x8_ps(0xFF, sum[dy][r], 0);
+            const __m256 high = _mm512_maskz_extractf32x8_ps(0xFF, sum[dy][r], 1);
+            total[dy][r][0] = _mm512_add_pd(total[dy][r][0], _mm512_maskz_cvtps_pd(0xFF, low));
+            total[dy][r][1] = _mm512_add_pd(total[dy][r][1], _mm512_maskz_cvtps_pd(0xFF, high));
+          }
+      }
+      const int64_t n = std::min(TC, ow - ox0);
+      for (int64_t dy = 0; dy < TR && oy + dy < oh; ++dy)
+        for (int r = 0; r < F; ++r) {
+          double t[TC];
+          _mm512_storeu_pd(t, total[dy][r][0]);
+          _mm512_storeu_pd(t + 8, total[dy][r][1]);
+          std::copy(t, t + n, acc + r * plane_out + (oy + dy) * ow + ox0);
+        }
+    }
+}
+
+template <int R, bool Abs>
+void project_image_signs(const float* pad, const ConvShape& s, int64_t hp, int64_t wp,
+                         const int64_t* offset, const float* filter, int64_t chunk_channels,
+                         double* acc) {
+  if (s.geometry.stride_w == 1)
+    project_image_signs_avx512<R, Abs, 1>(pad, s, hp, wp, offset, filter, chunk_channels, acc);
+  else
+    project_image_signs_avx512<R, Abs, 2>(pad, s, hp, wp, offset, filter, chunk_channels, acc);
+}
+
+/// x as an fp32 value that is 0 or ± a power of two, if it is one (products with it are exact).
+bool exact_sign_value(double x, float* out) {
+  const auto f = static_cast<float>(x);
+  if (static_cast<double>(f) != x || !std::isfinite(f)) return false;
+  int e = 0;
+  if (f != 0.0f && std::fabs(std::frexp(f, &e)) != 0.5f) return false;
+  *out = f;
+  return true;
+}
+
+/// Channels per fp32 chunk of project_image_signs: as many whole channels as keep a lane's chain
+/// within ceil(K/16) + 4 terms (integrity::projection_relative_bound(K) allows one more); 0 when
+/// not even one channel fits (then the double kernel runs).
+int64_t sign_chunk_channels(const ConvShape& s) {
+  const int64_t taps = s.kh * s.kw;
+  return ((s.patch() + 15) / 16 + 4) / taps;
 }
 
 template <int R, bool Abs>
 bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& rows,
                            const GatherMap& cols, const double* vecs, const double* vec_abs,
-                           double* out, double* out_abs, double low, double high) {
+                           double* out, double* out_abs, double low, double high,
+                           ProjectionSums sums) {
   constexpr int F = R + (Abs ? 1 : 0);
   const int64_t oh = s.out_h(), ow = s.out_w(), kdim = s.patch(), plane_out = oh * ow;
   const int64_t h = s.height, w = s.width, plane_in = h * w, channels = s.in_channels;
@@ -533,13 +649,30 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
   const int64_t tile_rows = 4, covered_rows = (oh + tile_rows - 1) / tile_rows * tile_rows;
   const int64_t hp = std::max(h + ph, (covered_rows - 1) * sh + s.kh) + ph;
   const int64_t wp = std::max(w + pw, (tiles * kProjectTile - 1) * sw + s.kw) + pw;
+  // fp32 lanes where the check allows them and every product is exact (ProjectionSums), with
+  // full 16-wide tiles; a padded plane as wide as those tiles read.
+  const int64_t chunk_channels = sign_chunk_channels(s);
+  bool fp32 = sums == ProjectionSums::kSignLanes && simd::avx512() && ow >= kSignTileCols &&
+              (sw == 1 || sw == 2) && chunk_channels >= 1;
+  std::vector<float> filter32(fp32 ? filter.size() : 0);
+  for (size_t q = 0; fp32 && q < filter.size(); ++q)
+    fp32 = exact_sign_value(filter[q], &filter32[q]);
+  const std::vector<int64_t> offset = tap_offsets(s, channels, hp, wp);
+  const int64_t tiles32 = (ow + kSignTileCols - 1) / kSignTileCols;
+  const int64_t wp32 = std::max(w + pw, tiles32 * kSignTileCols * sw + s.kw) + pw;
+  // A chunk's taps, one flat loop: offsets from the window corner in its first channel.
+  const std::vector<int64_t> offset32 =
+      fp32 ? tap_offsets(s, chunk_channels, hp, wp32) : std::vector<int64_t>();
   const bool threaded =
       !omp_in_parallel() && s.batch > 1 && positions * kdim * F >= (int64_t{1} << 22);
   bool in_range = true;
 #pragma omp parallel if (threaded) reduction(&& : in_range)
   {
     std::vector<double> acc(static_cast<size_t>(F * plane_out));
-    std::vector<double> pad(static_cast<size_t>(channels * hp * wp), 0.0);
+    // A thread that flushes subnormals would break the exact fp32 sums: double for it.
+    const bool use32 = fp32 && simd::gradual_underflow();
+    std::vector<float> pad32(use32 ? static_cast<size_t>(channels * hp * wp32) : 0, 0.0f);
+    std::vector<double> pad;  // the double kernel's, made when first needed
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.batch; ++n) {
       // The range check over the whole image in one vectorised loop (per image row, its
@@ -553,17 +686,31 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
         outside |= static_cast<int>((a < flow) & (a != 0.0f)) | static_cast<int>(!(a < fhigh));
       }
       if (outside) in_range = false;
-      for (int64_t c = 0; c < channels; ++c)
-        for (int64_t y = 0; y < h; ++y) {
-          double* dst = pad.data() + (c * hp + y + ph) * wp + pw;
-          const float* src = image + c * plane_in + y * w;
+      bool done = false;
+      if (use32) {
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t y = 0; y < h; ++y)
+            std::copy_n(image + c * plane_in + y * w, w,
+                        pad32.data() + (c * hp + y + ph) * wp32 + pw);
+        project_image_signs<R, Abs>(pad32.data(), s, hp, wp32, offset32.data(), filter32.data(),
+                                    chunk_channels, acc.data());
+        // An fp32 sum that overflowed (inputs near the top of the range): redone in double.
+        done = std::all_of(acc.begin(), acc.end(), [](double a) { return std::isfinite(a); });
+      }
+      if (!done) {
+        if (pad.empty()) pad.assign(static_cast<size_t>(channels * hp * wp), 0.0);
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t y = 0; y < h; ++y) {
+            double* dst = pad.data() + (c * hp + y + ph) * wp + pw;
+            const float* src = image + c * plane_in + y * w;
 #pragma omp simd
-          for (int64_t e = 0; e < w; ++e) dst[e] = src[e];
-        }
-      if (sw == 1)
-        project_image_any<R, Abs, 1>(pad.data(), s, hp, wp, filter.data(), acc.data());
-      else
-        project_image_any<R, Abs, 0>(pad.data(), s, hp, wp, filter.data(), acc.data());
+            for (int64_t e = 0; e < w; ++e) dst[e] = src[e];
+          }
+        if (sw == 1)
+          project_image_any<R, Abs, 1>(pad.data(), s, wp, offset.data(), filter.data(), acc.data());
+        else
+          project_image_any<R, Abs, 0>(pad.data(), s, wp, offset.data(), filter.data(), acc.data());
+      }
       for (int64_t pos = 0; pos < plane_out; ++pos) {
         const auto p = static_cast<size_t>(n * plane_out + pos);
         const int64_t row = rows.index[p];
@@ -580,12 +727,14 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
 
 bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap& rows,
                              const GatherMap& cols, const double* vecs, const double* vec_abs,
-                             int rounds, double* out, double* out_abs, double low, double high) {
+                             int rounds, double* out, double* out_abs, double low, double high,
+                             ProjectionSums sums) {
   const int64_t kdim = s.patch(), positions = s.positions();
   bool in_range = true;
   // Up to 4 vectors per pass (their sums stay in registers); the absolute one with the first.
-  using Chunk = bool (*)(const float*, const ConvShape&, const GatherMap&, const GatherMap&,
-                         const double*, const double*, double*, double*, double, double);
+  using Chunk =
+      bool (*)(const float*, const ConvShape&, const GatherMap&, const GatherMap&, const double*,
+               const double*, double*, double*, double, double, ProjectionSums);
   // [with the absolute vector][vectors - 1]
   static constexpr Chunk kChunks[2][4] = {
       {project_patches_chunk<1, false>, project_patches_chunk<2, false>,
@@ -595,7 +744,7 @@ bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap
   for (int r0 = 0; r0 < rounds; r0 += 4) {
     const Chunk chunk = kChunks[r0 == 0 ? 1 : 0][std::min(4, rounds - r0) - 1];
     in_range &= chunk(x, s, rows, cols, vecs + r0 * kdim, vec_abs, out + r0 * positions, out_abs,
-                      low, high);
+                      low, high, sums);
   }
   return in_range;
 }

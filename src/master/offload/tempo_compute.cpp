@@ -172,13 +172,19 @@ Tensor decrypt_input_grad(const crypto::ConvChannelForward& fw, const BlindedTen
 /// A projection of a forward's blinded input X' for the checks that does not read X' (see
 /// integrity::OperandProjection): patch mode computes it from the plaintext input, a one-filter
 /// convolution of X instead of a pass over the kh·kw times larger patch matrix. Other modes: none.
-integrity::OperandProjection input_projection(const crypto::PatchConvForward& fw, const Tensor& x) {
-  return [&fw, &x](const double* v, const double* v_abs, int rounds, double* out, double* out_abs) {
-    return fw.project_input(x, v, v_abs, rounds, out, out_abs);
+/// `sums`: kSignLanes where the projection is a check's B side (on ±1 vectors).
+integrity::OperandProjection input_projection(
+    const crypto::PatchConvForward& fw, const Tensor& x,
+    crypto::patch::ProjectionSums sums = crypto::patch::ProjectionSums::kDouble) {
+  return [&fw, &x, sums](const double* v, const double* v_abs, int rounds, double* out,
+                         double* out_abs) {
+    return fw.project_input(x, v, v_abs, rounds, out, out_abs, sums);
   };
 }
 template <class Forward>
-integrity::OperandProjection input_projection(const Forward&, const Tensor&) {
+integrity::OperandProjection input_projection(
+    const Forward&, const Tensor&,
+    crypto::patch::ProjectionSums = crypto::patch::ProjectionSums::kDouble) {
   return {};
 }
 
@@ -404,9 +410,15 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
       r.free_handles = {sh.x_handle, sh.w_handle};
       b[i].dw_op =
           submit_product(engine, clock, std::move(r), std::move(a), std::move(bb), sh.worker);
-      if (verify)
-        (p.dw_cached_x_is_b ? b[i].dw_op->project_b : b[i].dw_op->project_a) =
-            input_projection(fw, sh.x);
+      // X' is dW''s B side when dW' = dY'2ᵀ·X' (patch mode): projected on the check's ±1
+      // vectors, which fp32 lanes sum within the check's bound.
+      if (verify) {
+        if (p.dw_cached_x_is_b)
+          b[i].dw_op->project_b =
+              input_projection(fw, sh.x, crypto::patch::ProjectionSums::kSignLanes);
+        else
+          b[i].dw_op->project_a = input_projection(fw, sh.x);
+      }
       if (dw_prepared) use_prepared(*b[i].dw_op, *dw_prepared, false);
     }
     if (!dx && !want_dw) {
