@@ -142,8 +142,10 @@ TEST(SimdKernels, RowProjectionsEqualTheExactSumsInEveryVersion) {
 
 TEST(SimdKernels, ColumnProjectionsEqualTheExactSumsInEveryVersion) {
   Rng rng(12);
-  // op(M) = Mᵀ, M stored [K, R]: R around the 512-row blocks, K short and long.
-  for (const auto& shape : {std::pair<int64_t, int64_t>{3, 5}, {64, 513}, {257, 1100}}) {
+  // op(M) = Mᵀ, M stored [K, R]: R around the 512-row blocks, K short and long; narrow and large
+  // (one block: threads split the rows, as for a Linear layer's X' in a backward-weights check).
+  for (const auto& shape :
+       {std::pair<int64_t, int64_t>{3, 5}, {64, 513}, {257, 1100}, {4096, 64}, {777, 300}}) {
     const int64_t K = shape.first, R = shape.second;
     SCOPED_TRACE(std::to_string(K) + "x" + std::to_string(R));
     const std::vector<float> m = random_floats(K * R, rng);

@@ -120,17 +120,18 @@ void project_rows(const float* m, int64_t R, int64_t K, const double* x, const d
 // op(M) = M^T with M stored [K, R]: each block of outputs streams all K rows.
 constexpr int64_t kBlock = 512;
 
+// Block b of the outputs over rows [j0, j1) of M.
 template <int T>
-[[gnu::always_inline]] inline void project_block(const float* m, int64_t R, int64_t K,
-                                                 const double* x, const double* x_abs,
-                                                 bool with_abs, double* out, double* out_abs,
-                                                 int64_t b) {
+[[gnu::always_inline]] inline void project_block(const float* m, int64_t R, const double* x,
+                                                 const double* x_abs, bool with_abs, double* out,
+                                                 double* out_abs, int64_t b, int64_t j0, int64_t j1,
+                                                 int64_t K) {
   const int64_t i0 = b * kBlock, n = std::min(kBlock, R - i0);
   double acc[T][kBlock];
   double acc_abs[kBlock];
   for (int r = 0; r < T; ++r) std::fill(acc[r], acc[r] + n, 0.0);
   std::fill(acc_abs, acc_abs + n, 0.0);
-  for (int64_t j = 0; j < K; ++j) {
+  for (int64_t j = j0; j < j1; ++j) {
     const float* row = m + j * R + i0;
     int r = 0;
     if (with_abs) {
@@ -158,33 +159,64 @@ template <int T>
 // The same loops vectorised 512 bits wide (plain loops, no vector types: inlined into an AVX-512
 // function, they are vectorised for it).
 template <int T>
-TEMPO_TARGET_AVX512 void project_block_avx512(const float* m, int64_t R, int64_t K, const double* x,
+TEMPO_TARGET_AVX512 void project_block_avx512(const float* m, int64_t R, const double* x,
                                               const double* x_abs, bool with_abs, double* out,
-                                              double* out_abs, int64_t b) {
-  project_block<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+                                              double* out_abs, int64_t b, int64_t j0, int64_t j1,
+                                              int64_t K) {
+  project_block<T>(m, R, x, x_abs, with_abs, out, out_abs, b, j0, j1, K);
 }
 
 template <int T>
-void project_block_any(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
-                       bool with_abs, double* out, double* out_abs, int64_t b) {
+void project_block_any(const float* m, int64_t R, const double* x, const double* x_abs,
+                       bool with_abs, double* out, double* out_abs, int64_t b, int64_t j0,
+                       int64_t j1, int64_t K) {
   if (simd::avx512())
-    project_block_avx512<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+    project_block_avx512<T>(m, R, x, x_abs, with_abs, out, out_abs, b, j0, j1, K);
   else
-    project_block<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+    project_block<T>(m, R, x, x_abs, with_abs, out, out_abs, b, j0, j1, K);
 }
 
-// Each thread owns a block of outputs and streams all K rows.
+// Threads own blocks of outputs and stream all K rows; with fewer blocks than threads (narrow
+// matrices: a Linear layer's X' of 64-256 columns is one block) they split the rows instead and
+// their partial sums are added in double, in thread order (the same bound: only the order of
+// the double additions changes).
 template <int T>
 void project_cols(const float* m, int64_t R, int64_t K, const double* x, const double* x_abs,
                   bool with_abs, double* out, double* out_abs, bool parallel) {
   const int64_t blocks = (R + kBlock - 1) / kBlock;
-  if (parallel && R * K >= kParallelElements && blocks > 1 && !omp_in_parallel()) {
+  const bool threaded = parallel && R * K >= kParallelElements && !omp_in_parallel();
+  const int threads = threaded ? omp_get_max_threads() : 1;
+  if (threaded && blocks >= threads) {
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b)
-      project_block_any<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+      project_block_any<T>(m, R, x, x_abs, with_abs, out, out_abs, b, 0, K, K);
+  } else if (threaded && threads > 1) {
+    const int64_t width = (T + 1) * R;  // a thread's sums: [T][R], then the absolute [R]
+    std::vector<double> partial(static_cast<size_t>(threads * width), 0.0);
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t rows = (K + nt - 1) / nt, j0 = std::min(K, t * rows),
+                    j1 = std::min(K, j0 + rows);
+      double* sums = partial.data() + t * width;
+      for (int64_t b = 0; b < blocks && j0 < j1; ++b)
+        project_block_any<T>(m, R, x, x_abs, with_abs, sums, sums + T * R, b, j0, j1, K);
+    }
+    for (int64_t i = 0; i < T * R; ++i) {
+      double sum = 0.0;
+      for (int t = 0; t < threads; ++t) sum += partial[static_cast<size_t>(t * width + i)];
+      out[i] = sum;
+    }
+    if (with_abs)
+      for (int64_t i = 0; i < R; ++i) {
+        double sum = 0.0;
+        for (int t = 0; t < threads; ++t)
+          sum += partial[static_cast<size_t>(t * width + T * R + i)];
+        out_abs[i] = sum;
+      }
   } else {
     for (int64_t b = 0; b < blocks; ++b)
-      project_block_any<T>(m, R, K, x, x_abs, with_abs, out, out_abs, b);
+      project_block_any<T>(m, R, x, x_abs, with_abs, out, out_abs, b, 0, K, K);
   }
 }
 
