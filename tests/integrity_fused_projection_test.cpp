@@ -169,6 +169,15 @@ TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
       ASSERT_TRUE(enc.project_input(x, weighted.data(), ones.data(), rounds, w_dbl.data(),
                                     w_abs.data(), sigma));
       EXPECT_EQ(w_lanes, w_dbl);
+      // Nor are powers of two whose products with small inputs would underflow fp32.
+      std::vector<double> tiny = signs;
+      for (double& e : tiny) e = std::ldexp(e, -100);
+      ASSERT_TRUE(enc.project_input(x, tiny.data(), ones.data(), rounds, w_lanes.data(),
+                                    w_abs.data(), sigma,
+                                    crypto::patch::ProjectionSums::kSignLanes));
+      ASSERT_TRUE(enc.project_input(x, tiny.data(), ones.data(), rounds, w_dbl.data(), w_abs.data(),
+                                    sigma));
+      EXPECT_EQ(w_lanes, w_dbl);
     }
 }
 

@@ -654,9 +654,12 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
   const int64_t chunk_channels = sign_chunk_channels(s);
   bool fp32 = sums == ProjectionSums::kSignLanes && simd::avx512() && ow >= kSignTileCols &&
               (sw == 1 || sw == 2) && chunk_channels >= 1;
+  // Every product with an input in range must be an fp32 normal: exact.
   std::vector<float> filter32(fp32 ? filter.size() : 0);
   for (size_t q = 0; fp32 && q < filter.size(); ++q)
-    fp32 = exact_sign_value(filter[q], &filter32[q]);
+    fp32 = exact_sign_value(filter[q], &filter32[q]) &&
+           (filter[q] == 0.0 ||
+            (std::fabs(filter[q]) * low >= 0x1p-126 && std::fabs(filter[q]) * high <= 0x1p128));
   const std::vector<int64_t> offset = tap_offsets(s, channels, hp, wp);
   const int64_t tiles32 = (ow + kSignTileCols - 1) / kSignTileCols;
   const int64_t wp32 = std::max(w + pw, tiles32 * kSignTileCols * sw + s.kw) + pw;

@@ -53,9 +53,9 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
 /// `sums` says which rounding the caller's check budgets for (docs/integrity.md, section 2):
 /// kDouble, an A side's (its sums in double); kSignLanes, a B side projected on ±1 vectors, whose
 /// check allows integrity::projection_relative_bound(K). Then, where every filter entry
-/// (cols.mul[j]·v[j], |cols.mul[j]|·v_abs[j]) is 0 or ± a power of two, so that each product
-/// with an in-range input is exact in fp32, AVX-512 sums in fp32 lanes, at most ceil(K/16) + 4
-/// terms per lane before the sums go on in double (and in double again if one overflowed).
+/// (cols.mul[j]·v[j], |cols.mul[j]|·v_abs[j]) is 0 or a power of two whose product with any
+/// input in [low, high) is an fp32 normal (exact), AVX-512 sums in fp32 lanes, at most ceil(K/16) +
+/// 4 terms per lane before the sums go on in double (and in double again if one overflowed).
 enum class ProjectionSums { kDouble, kSignLanes };
 bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap& rows,
                              const GatherMap& cols, const double* vecs, const double* vec_abs,
