@@ -41,6 +41,20 @@ const std::vector<Case> kCases = {
     {{2, 4, 8, 8}, {6, 4, 1, 1}, {1, 1, 0, 0}},   {{1, 2, 16, 16}, {2, 2, 5, 3}, {1, 1, 2, 1}},
 };
 
+/// A convolution's patch-mode shape, a fresh key for it, and the encryptor of its input (which
+/// refers to the key: not copied or moved).
+struct PatchSetup {
+  PatchSetup(const Case& c, const crypto::KeyGenerator& keygen)
+      : s(crypto::ConvShape::of(c.x, c.w, c.g)),
+        key(keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels)),
+        enc(key, s) {}
+  PatchSetup(const PatchSetup&) = delete;
+  PatchSetup& operator=(const PatchSetup&) = delete;
+  crypto::ConvShape s;
+  crypto::PatchConvKey key;
+  crypto::PatchConvEncryptor enc;
+};
+
 std::vector<double> random_vectors(int64_t n, Rng& rng) {
   std::vector<double> v(static_cast<size_t>(n));
   for (double& e : v) e = rng.normal();
@@ -65,10 +79,10 @@ TEST(PatchInputProjection, EqualsProjectingTheBlindedPatchMatrix) {
     for (int rounds : {1, 2, 5}) {
       SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
                    std::to_string(rounds));
-      const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+      const PatchSetup setup(c, keygen);
+      const crypto::ConvShape& s = setup.s;
       const int64_t m = s.positions(), k = s.patch();
-      const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
-      const crypto::PatchConvEncryptor enc(key, s);
+      const crypto::PatchConvEncryptor& enc = setup.enc;
       const Tensor x = random_tensor(c.x, rng);
       const BlindedTensor xb = enc.encrypt_input(x);
       const std::vector<double> v = random_vectors(rounds * k, rng);
@@ -126,10 +140,10 @@ TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
     for (int rounds : {1, 2, 5}) {
       SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
                    std::to_string(rounds));
-      const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+      const PatchSetup setup(c, keygen);
+      const crypto::ConvShape& s = setup.s;
       const int64_t m = s.positions(), k = s.patch();
-      const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
-      const crypto::PatchConvEncryptor enc(key, s);
+      const crypto::PatchConvEncryptor& enc = setup.enc;
       // A wide dynamic range, so that fp32 and double sums part somewhere.
       Tensor x = random_tensor(c.x, rng);
       for (int64_t e = 0; e < x.numel(); ++e)
@@ -192,10 +206,10 @@ TEST(PatchInputProjection, SignLanesKeepTheirChainsWithinTheBoundOnAdversarialSu
   params.signed_inner_scale = false;
   const crypto::KeyGenerator keygen(params);
   const Case c{{1, 64, 4, 16}, {2, 64, 3, 3}, {1, 1, 1, 1}};
-  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const PatchSetup setup(c, keygen);
+  const crypto::ConvShape& s = setup.s;
   const int64_t m = s.positions(), k = s.patch();
-  const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
-  const crypto::PatchConvEncryptor enc(key, s);
+  const crypto::PatchConvEncryptor& enc = setup.enc;
   Tensor x(c.x);
   const int64_t plane = c.x[2] * c.x[3];
   // Channel 0's taps sum to at most 72, whose ulp is 2^-17: later terms of 2^-18·(1 - 2^-8) are
@@ -225,10 +239,10 @@ TEST(PatchInputProjection, SignLanesThatOverflowAreRedoneInDouble) {
   params.sigma = 1;  // inputs up to 2^126, blinded terms up to 2^127: two of them overflow fp32
   const crypto::KeyGenerator keygen(params);
   const Case c{{2, 16, 4, 16}, {3, 16, 3, 3}, {1, 1, 1, 1}};
-  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
+  const PatchSetup setup(c, keygen);
+  const crypto::ConvShape& s = setup.s;
   const int64_t m = s.positions(), k = s.patch();
-  const crypto::PatchConvKey key = keygen.patch_conv_key(m, k, s.out_channels);
-  const crypto::PatchConvEncryptor enc(key, s);
+  const crypto::PatchConvEncryptor& enc = setup.enc;
   crypto::Csprng csprng;
   Tensor x(c.x);
   for (int64_t e = 0; e < x.numel(); ++e) x[e] = std::ldexp(1.5f, 124);
@@ -248,10 +262,10 @@ TEST(PatchInputProjection, SignLanesThatOverflowAreRedoneInDouble) {
 
 TEST(PatchInputProjection, RefusesInputsWhoseBlindedValuesMayUnderOrOverflow) {
   const Case c = kCases[1];
-  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
   const crypto::KeyGenerator keygen;
-  const crypto::PatchConvKey key = keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels);
-  const crypto::PatchConvEncryptor enc(key, s);
+  const PatchSetup setup(c, keygen);
+  const crypto::ConvShape& s = setup.s;
+  const crypto::PatchConvEncryptor& enc = setup.enc;
   const int sigma = keygen.params().sigma;
   const std::vector<double> v(static_cast<size_t>(s.patch()), 1.0);
   std::vector<double> out(static_cast<size_t>(s.positions())), out_abs(out.size());
