@@ -2,7 +2,8 @@
 # Tempo mode against plain mode on the same seed: per-step training loss over STEPS steps of
 # Fashion-MNIST, and the test accuracy after them, for each model (issue #3, item 2).
 # Blinding with power-of-two scales is exact, so the two runs differ only in the summation order
-# inside the products (the worker's GEMM on permuted operands, per-shard sums): the first steps
+# inside the products (the worker's GEMM on permuted operands, per-shard sums) and, in patch mode,
+# the rounding of its random-significand scales (docs/protocol.md): the first steps
 # agree to a few ulps and the difference grows with training's sensitivity to rounding. The
 # report gives, per model, the largest and the median relative difference of the per-step losses,
 # the step where the largest occurs, and both test accuracies (target: within 0.3 points).

@@ -41,6 +41,15 @@ const std::vector<Case> kCases = {
     {{2, 4, 8, 8}, {6, 4, 1, 1}, {1, 1, 0, 0}},   {{1, 2, 16, 16}, {2, 2, 5, 3}, {1, 1, 2, 1}},
 };
 
+/// Power-of-two patch scales: X' is then exact, and the projection from the input equals
+/// projecting X' up to the order of the double sums (the default random significands round X':
+/// ScalesThatAreNotPowersOfTwoAreProjectedWithinTheirRounding).
+crypto::ObfuscationParams power_of_two_patches() {
+  crypto::ObfuscationParams p;
+  p.patch_distribution = crypto::ScaleDistribution::kPowerOfTwo;
+  return p;
+}
+
 /// A convolution's patch-mode shape, a fresh key for it, and the encryptor of its input (which
 /// refers to the key: not copied or moved).
 struct PatchSetup {
@@ -74,7 +83,7 @@ void expect_same_projection(const std::vector<double>& got, const std::vector<do
 
 TEST(PatchInputProjection, EqualsProjectingTheBlindedPatchMatrix) {
   Rng rng(5);
-  const crypto::KeyGenerator keygen;
+  const crypto::KeyGenerator keygen(power_of_two_patches());
   for (const Case& c : kCases)
     for (int rounds : {1, 2, 5}) {
       SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
@@ -133,7 +142,7 @@ TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
       {{2, 32, 9, 33}, {3, 32, 3, 3}, {1, 1, 1, 1}}};  // tiles of 16, 16 and 1
   Rng rng(12);
   crypto::Csprng csprng;
-  const crypto::KeyGenerator keygen;
+  const crypto::KeyGenerator keygen(power_of_two_patches());
   const int sigma = keygen.params().sigma;
   const bool lanes_expected = simd::avx512() && simd::gradual_underflow();
   for (const Case& c : cases)
@@ -201,7 +210,7 @@ TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
 // K = 576 taps in one chain would miss by ~500 units of 2^-24 of the mass; the bound is ~41.
 TEST(PatchInputProjection, SignLanesKeepTheirChainsWithinTheBoundOnAdversarialSums) {
   if (!simd::avx512() || !simd::gradual_underflow()) GTEST_SKIP() << "no AVX-512 fp32 lanes here";
-  crypto::ObfuscationParams params;
+  crypto::ObfuscationParams params = power_of_two_patches();
   params.sigma = 0;  // no scales: the filters are the signs themselves
   params.signed_inner_scale = false;
   const crypto::KeyGenerator keygen(params);
@@ -235,7 +244,7 @@ TEST(PatchInputProjection, SignLanesKeepTheirChainsWithinTheBoundOnAdversarialSu
 // Inputs near the top of the range a small sigma allows: the fp32 sums of a chunk overflow, and
 // those images are redone in double: finite sums, equal to the double kernel's.
 TEST(PatchInputProjection, SignLanesThatOverflowAreRedoneInDouble) {
-  crypto::ObfuscationParams params;
+  crypto::ObfuscationParams params = power_of_two_patches();
   params.sigma = 1;  // inputs up to 2^126, blinded terms up to 2^127: two of them overflow fp32
   const crypto::KeyGenerator keygen(params);
   const Case c{{2, 16, 4, 16}, {3, 16, 3, 3}, {1, 1, 1, 1}};
@@ -262,7 +271,7 @@ TEST(PatchInputProjection, SignLanesThatOverflowAreRedoneInDouble) {
 
 TEST(PatchInputProjection, RefusesInputsWhoseBlindedValuesMayUnderOrOverflow) {
   const Case c = kCases[1];
-  const crypto::KeyGenerator keygen;
+  const crypto::KeyGenerator keygen(power_of_two_patches());
   const PatchSetup setup(c, keygen);
   const crypto::ConvShape& s = setup.s;
   const crypto::PatchConvEncryptor& enc = setup.enc;
@@ -281,20 +290,53 @@ TEST(PatchInputProjection, RefusesInputsWhoseBlindedValuesMayUnderOrOverflow) {
   EXPECT_TRUE(enc.project_input(zeros, v.data(), v.data(), 1, out.data(), out_abs.data(), sigma));
 }
 
-TEST(PatchInputProjection, IsDeclinedForScalesThatAreNotPowersOfTwo) {
-  const Case c = kCases[1];
-  Rng rng(7);
-  const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+TEST(PatchInputProjection, ScalesThatAreNotPowersOfTwoAreProjectedWithinTheirRounding) {
+  // The projection from x sums x·r·s exactly; X' holds x·fl(r·s) rounded to fp32, two roundings
+  // per entry: within input_projection_error() = 3u of the absolute terms (and 0 for powers of
+  // two, whose X' is exact).
+  const double u = std::ldexp(1.0, -24);
+  EXPECT_EQ(crypto::PatchConvObfuscator(power_of_two_patches())
+                .encrypt(Tensor::zeros(kCases[1].x), Tensor::zeros(kCases[1].w), kCases[1].g)
+                .input_projection_error(),
+            0.0);
   crypto::ObfuscationParams log_uniform;
-  log_uniform.distribution = crypto::ScaleDistribution::kLogUniform;
-  const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
-  const std::vector<double> v(static_cast<size_t>(s.patch()), 1.0);
-  std::vector<double> out(static_cast<size_t>(s.positions())), out_abs(out.size());
-  EXPECT_FALSE(crypto::PatchConvObfuscator(log_uniform)
-                   .encrypt(x, w, c.g)
-                   .project_input(x, v.data(), v.data(), 1, out.data(), out_abs.data()));
-  EXPECT_TRUE(crypto::PatchConvObfuscator().encrypt(x, w, c.g).project_input(
-      x, v.data(), v.data(), 1, out.data(), out_abs.data()));
+  log_uniform.patch_distribution = crypto::ScaleDistribution::kLogUniform;
+  Rng rng(7);
+  for (const crypto::ObfuscationParams& params : {crypto::ObfuscationParams{}, log_uniform})
+    for (const Case& c : {kCases[1], kCases[2], kCases[5]}) {
+      SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", " +
+                   crypto::scale_distribution_name(params.patch_distribution));
+      const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
+      const crypto::PatchConvForward fw = crypto::PatchConvObfuscator(params).encrypt(x, w, c.g);
+      const double e = fw.input_projection_error();
+      EXPECT_EQ(e, 3 * u);
+      const auto s = fw.shape();
+      const int64_t m = s.positions(), k = s.patch();
+      const std::vector<double> v = random_vectors(k, rng);
+      std::vector<double> v_abs(v.size());
+      for (size_t j = 0; j < v.size(); ++j) v_abs[j] = std::fabs(v[j]);
+      std::vector<double> out(static_cast<size_t>(m)), out_abs(out.size());
+      ASSERT_TRUE(fw.project_input(x, v.data(), v_abs.data(), 1, out.data(), out_abs.data()));
+      double worst_beyond_double = 0.0;
+      for (int64_t i = 0; i < m; ++i) {
+        long double exact = 0, mass = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          const long double a = fw.x().data()[i * k + j];
+          exact += a * v[static_cast<size_t>(j)];
+          mass += std::fabs(a) * v_abs[static_cast<size_t>(j)];
+        }
+        const double in_double = std::ldexp(1.0, -52) * static_cast<double>(k + 2) * mass;
+        const double deviation =
+            std::fabs(out[static_cast<size_t>(i)] - static_cast<double>(exact));
+        ASSERT_LE(deviation, e * static_cast<double>(mass) + in_double) << "row " << i;
+        ASSERT_GE(out_abs[static_cast<size_t>(i)],
+                  (1.0 - e) * static_cast<double>(mass) - in_double)
+            << "row " << i;
+        if (mass > 0) worst_beyond_double = std::max(worst_beyond_double, deviation / in_double);
+      }
+      // The scaling's rounding is real: well beyond the double sums' own.
+      EXPECT_GT(worst_beyond_double, 10.0);
+    }
 }
 
 /// Adds to entry `index` of a matrix the absolute sum of its row plus one: an error far above any
@@ -313,20 +355,28 @@ integrity::OperandProjection projection_of(const crypto::PatchConvForward& fw, c
   };
 }
 
-TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
+/// Forward and backward-weights checks that take X''s side from the input accept honest results
+/// and reject corrupted ones, under the parameters' patch scales.
+void expect_checks_built_on_input_projection_work(const crypto::ObfuscationParams& params) {
   Rng rng(8);
-  const crypto::PatchConvObfuscator obf;
+  const crypto::PatchConvObfuscator obf(params);
   const Case c = kCases[1];
   const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
   crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
   const auto s = fw.shape();
   const Tensor dy = random_tensor(s.output_shape(), rng);
   const integrity::OperandProjection from_x = projection_of(fw, x);
+  {  // it answers (else the checks below would read X' and test nothing of it)
+    const std::vector<double> ones(static_cast<size_t>(s.patch()), 1.0);
+    std::vector<double> out(static_cast<size_t>(s.positions())), out_abs(out.size());
+    ASSERT_TRUE(from_x(ones.data(), ones.data(), 1, out.data(), out_abs.data()));
+  }
 
   // Forward: Y' = X'·W'ᵀ, X' the left operand.
   BlindedTensor y = worker_gemm(fw.x(), fw.w(), false, true);
+  const double e = fw.input_projection_error();
   const integrity::ProductCheck forward(fw.x(), fw.w(), false, true, 1, integrity::Precision::kFp32,
-                                        from_x);
+                                        from_x, {}, {}, e);
   EXPECT_TRUE(forward.verify(y).passed);
   corrupt(y, 7);
   EXPECT_FALSE(forward.verify(y).passed);
@@ -335,7 +385,7 @@ TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
   const BlindedTensor g2 = fw.encrypt_grad_for_dw(dy);
   BlindedTensor dw = worker_gemm(g2, fw.x(), true, false);
   const integrity::ProductCheck weights(g2, fw.x(), true, false, 2, integrity::Precision::kFp32, {},
-                                        from_x);
+                                        from_x, {}, e);
   EXPECT_TRUE(weights.verify(dw).passed);
   corrupt(dw, 3);
   EXPECT_FALSE(weights.verify(dw).passed);
@@ -348,6 +398,15 @@ TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
       integrity::ProductCheck(fw.x(), fw.w(), false, true, 1, integrity::Precision::kFp32, declines)
           .verify(y2)
           .passed);
+}
+
+TEST(PatchInputProjection, ChecksBuiltOnItAcceptHonestAndRejectWrongResults) {
+  expect_checks_built_on_input_projection_work(power_of_two_patches());
+}
+
+TEST(PatchInputProjection,
+     ChecksBuiltOnItUnderRandomSignificandsAcceptHonestAndRejectWrongResults) {
+  expect_checks_built_on_input_projection_work(crypto::ObfuscationParams{});
 }
 
 /// Decrypting `c` with a RowProjection gives the plaintext of decrypting it without one, and
@@ -376,7 +435,7 @@ void expect_fused_decryption_projects_rows(const BlindedTensor& c, Decrypt decry
 
 TEST(FusedResultProjection, Col2imDecryptionProjectsTheRowsItReads) {
   Rng rng(9);
-  const crypto::PatchConvObfuscator obf;
+  const crypto::PatchConvObfuscator obf(power_of_two_patches());
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
     const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
@@ -408,7 +467,8 @@ TEST(FusedResultProjection, ProductAndPatchForwardDecryptionsProjectTheRowsTheyR
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string());
     const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
-    crypto::PatchConvForward fw = crypto::PatchConvObfuscator().encrypt(x, w, c.g);
+    crypto::PatchConvForward fw =
+        crypto::PatchConvObfuscator(power_of_two_patches()).encrypt(x, w, c.g);
     expect_fused_decryption_projects_rows(
         worker_gemm(fw.x(), fw.w(), false, true),
         [&](const BlindedTensor& y, const crypto::RowProjection* p) { return fw.decrypt(y, p); },
@@ -418,7 +478,7 @@ TEST(FusedResultProjection, ProductAndPatchForwardDecryptionsProjectTheRowsTheyR
 
 TEST(FusedResultProjection, VerifyingFromItAcceptsHonestAndRejectsWrongResults) {
   Rng rng(10);
-  const crypto::PatchConvObfuscator obf;
+  const crypto::PatchConvObfuscator obf(power_of_two_patches());
   const Case c = kCases[2];
   const Tensor x = random_tensor(c.x, rng), w = random_tensor(c.w, rng);
   crypto::PatchConvForward fw = obf.encrypt(x, w, c.g);
@@ -705,7 +765,7 @@ TEST(PreparedCheck, AttentionBackwardChecksTakeGradientProjectionsFromOneBlindin
 // worker's honest dP' without reading dY'1 or W' and rejects a wrong one.
 TEST(PreparedCheck, PatchBackwardDataCheckTakesDY1FromItsBlinding) {
   Rng rng(25);
-  const crypto::PatchConvObfuscator obf;
+  const crypto::PatchConvObfuscator obf(power_of_two_patches());
   for (const Case& c : kCases)
     for (int rounds : {1, 2}) {
       SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +

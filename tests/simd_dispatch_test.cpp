@@ -164,7 +164,9 @@ TEST(SimdKernels, ColumnProjectionsEqualTheExactSumsInEveryVersion) {
 
 TEST(SimdKernels, PatchInputProjectionEqualsTheExactSumsInEveryVersion) {
   Rng rng(13);
-  const crypto::KeyGenerator keygen;
+  crypto::ObfuscationParams params;  // the projection from the input needs exact scaling
+  params.patch_distribution = crypto::ScaleDistribution::kPowerOfTwo;
+  const crypto::KeyGenerator keygen(params);
   struct Case {
     Shape x, w;
     nn::ConvGeometry g;

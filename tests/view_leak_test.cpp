@@ -248,8 +248,9 @@ struct RecordedRun {
   worker::WorkerCounters counters;
 };
 
-RecordedRun record_training(const std::string& name, int sigma, offload::ConvMode mode,
-                            int64_t steps) {
+RecordedRun record_training(
+    const std::string& name, int sigma, offload::ConvMode mode, int64_t steps,
+    crypto::ScaleDistribution patch_scales = crypto::ObfuscationParams{}.patch_distribution) {
   RecordedRun run;
   run.view_dir =
       (fs::temp_directory_path() / ("tempo_view_leak_" + name + "_" + std::to_string(::getpid())))
@@ -261,6 +262,7 @@ RecordedRun record_training(const std::string& name, int sigma, offload::ConvMod
   worker::EmbeddedWorker worker(wo);
   offload::OffloadPolicy policy;
   policy.obfuscation.sigma = sigma;
+  policy.obfuscation.patch_distribution = patch_scales;
   policy.conv_mode = mode;
   offload::OffloadEngine engine(worker, policy);
   std::vector<std::unique_ptr<SpyCompute>> spies;
@@ -424,14 +426,56 @@ TEST(ViewLeakControlTest, ChannelModeShowsPlaintextPlanesUpToAScale) {
   EXPECT_EQ(matmul.leaks(), 0) << "the Linear layer is still fully blinded\n" << matmul.summary();
 }
 
+/// The view scanned in two parts: the conv's patch matrices X' and blinded filters W' (scaled by
+/// patch mode's position and patch-column keys), and everything else.
+struct SplitReport {
+  LeakReport patches, others;
+};
+SplitReport scan_split(const PlainIndex& index, const ViewReader& view, int64_t patch) {
+  SplitReport r;
+  for (size_t i = 0; i < view.size(); ++i) {
+    const BlindedTensor t = view.load(i);
+    const bool patch_operand = view[i].op == protocol::Op::kMatMul && t.rank() == 2 &&
+                               t.dim(1) == patch && view[i].handle != 0;
+    (patch_operand ? r.patches : r.others).scan(index, t.data(), t.shape(), "view entry");
+  }
+  return r;
+}
+
 TEST_F(ViewLeakTest, PowerOfTwoScalesLeaveTheMantissaMultisetOfEveryLineVisible) {
   // A known limitation, pinned down so that it is not forgotten: a power-of-two scale changes
   // only the exponent, so each blinded line (a permuted plaintext line, every entry times a power
   // of two) carries the multiset of its plaintext line's mantissas. A worker that holds candidate
   // plaintext (a public model, public data) can link blinded lines to it; the scales hide
   // magnitudes, not mantissas. If blinding ever changes this, update docs and this test.
-  const LeakReport& report = *report_;
-  EXPECT_GT(report.hits[kMantissa], report.lines_checked * 9 / 10) << report.summary();
+  // Patch mode's positions and patch columns have random significands (next test): its X' and
+  // W' are not among these lines, and its dY'2 = dY·u2/r (r: the positions' scales) keeps none.
+  const Tensor& w = operand("conv2", "w").value;
+  const SplitReport split = scan_split(*index_, ViewReader(run_->view_dir), w.numel() / w.dim(0));
+  ASSERT_GT(split.others.lines_checked, 1000);
+  EXPECT_GT(split.others.hits[kMantissa], split.others.lines_checked * 3 / 4)
+      << split.others.summary();
+}
+
+TEST_F(ViewLeakTest, PatchModesRandomSignificandsHideTheMantissasOfPatchesAndFilters) {
+  // Under power-of-two scales the kh·kw copies im2col makes of each input value keep its
+  // significand, so grouping X''s entries by significand links every pair of overlapping
+  // patches (docs/privacy.md, "Patch mode and significands"). The default scales of patch mode's
+  // positions and patch columns draw random significands: no line of X' or W' keeps the mantissa
+  // multiset of any plaintext line (the control: with power-of-two patch scales they all do).
+  const Tensor& w = operand("conv2", "w").value;
+  const int64_t patch = w.numel() / w.dim(0);
+  const SplitReport split = scan_split(*index_, ViewReader(run_->view_dir), patch);
+  ASSERT_GT(split.patches.lines_checked, 1000);
+  EXPECT_EQ(split.patches.leaks() + split.patches.hits[kMantissa], 0) << split.patches.summary();
+
+  RecordedRun pow2 = record_training("patch_pow2", 8, offload::ConvMode::kPatch, 1,
+                                     crypto::ScaleDistribution::kPowerOfTwo);
+  const PlainIndex pow2_index(pow2.plain);
+  const SplitReport control = scan_split(pow2_index, ViewReader(pow2.view_dir), patch);
+  fs::remove_all(pow2.view_dir);
+  EXPECT_GT(control.patches.hits[kMantissa], control.patches.lines_checked * 3 / 4)
+      << control.patches.summary();
 }
 
 }  // namespace

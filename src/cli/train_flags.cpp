@@ -79,8 +79,16 @@ void add_offload_flags(CLI::App& cmd, OffloadFlags& f) {
                 "channel: blinded channels, faster, spatial maps visible to workers")
       ->check(CLI::IsMember({"patch", "channel"}))
       ->capture_default_str();
-  g->add_option("--sigma", f.sigma, "Scales are powers of two in [2^-sigma, 2^sigma]")
+  g->add_option("--sigma", f.sigma, "Scales lie in [2^-sigma, 2^sigma] (0: no scaling)")
       ->check(CLI::Range(0, 60))
+      ->capture_default_str();
+  g->add_option("--patch-scales", f.patch_scales,
+                "Scales of patch mode's positions and patch columns: random-mantissa (default: "
+                "random significands, so the kh*kw copies im2col makes of each input value do not "
+                "share significand bits, which would link overlapping patches; results round) or "
+                "power-of-two (exact arithmetic, that link stays visible to workers; "
+                "docs/privacy.md)")
+      ->check(CLI::IsMember({"random-mantissa", "power-of-two"}))
       ->capture_default_str();
   g->add_option("--keep-in-tee", f.keep_in_tee,
                 "Keep this layer (module path or prefix, e.g. layer4) in the TEE; repeatable");
@@ -242,6 +250,9 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
   offload::OffloadPolicy policy;
   policy.conv_mode = offload::parse_conv_mode(f.conv_mode);
   policy.obfuscation.sigma = f.sigma;
+  policy.obfuscation.patch_distribution = f.patch_scales == "power-of-two"
+                                              ? crypto::ScaleDistribution::kPowerOfTwo
+                                              : crypto::ScaleDistribution::kRandomMantissa;
   policy.keep_in_tee = {f.keep_in_tee.begin(), f.keep_in_tee.end()};
   policy.keep_attention_in_tee = f.attention_in_tee;
   policy.conv_mode_exceptions = {f.channel_mode_layers.begin(), f.channel_mode_layers.end()};
@@ -276,6 +287,7 @@ ComputeSession make_compute_session(const train::TrainOptions& o, const OffloadF
     j["worker"] = worker_kind;
     j["conv_mode"] = f.conv_mode;
     j["sigma"] = f.sigma;
+    j["patch_scales"] = f.patch_scales;
     int offloaded = 0;
     for (const auto& p : *placement) offloaded += p.offloaded;
     j["offloaded_layers"] = offloaded;

@@ -20,6 +20,7 @@ void add_train_flags(CLI::App& cmd, train::TrainOptions& o);
 struct OffloadFlags {
   std::string conv_mode = "patch";
   int sigma = 8;
+  std::string patch_scales = "random-mantissa";  ///< --patch-scales random-mantissa|power-of-two
   std::vector<std::string> keep_in_tee;
   bool attention_in_tee = false;
   std::vector<std::string> channel_mode_layers;

@@ -36,39 +36,42 @@ float KeyGenerator::draw_scale(bool with_sign) const {
 
 float KeyGenerator::draw_scale(Csprng& rng, bool with_sign) const {
   float v = 1.0f;
-  if (params_.sigma > 0) {
-    if (params_.distribution == ScaleDistribution::kPowerOfTwo) {
-      const int e = static_cast<int>(rng.uniform(static_cast<uint32_t>(2 * params_.sigma + 1))) -
-                    params_.sigma;
-      // 2^e built from its exponent bits: exact, and sigma <= 60 keeps it a normal float.
-      v = std::bit_cast<float>(static_cast<uint32_t>(127 + e) << 23);
-    } else {
-      const double e = (2.0 * rng.uniform_unit() - 1.0) * params_.sigma;
-      v = static_cast<float>(std::exp2(e));
-    }
-  }
-  if (with_sign && rng.bit()) v = -v;
+  draw_scales(rng, &v, 1, with_sign, params_.distribution);
   return v;
 }
 
-void KeyGenerator::draw_scales(Csprng& rng, float* out, int64_t n, bool with_sign) const {
-  if (params_.sigma > 0 && params_.distribution == ScaleDistribution::kPowerOfTwo) {
-    // The exponents e + sigma, uniform on [0, 2·sigma], many per 64-bit draw (uniform_batch).
-    const uint64_t values = 2 * static_cast<uint64_t>(params_.sigma) + 1;
+void KeyGenerator::draw_scales(Csprng& rng, float* out, int64_t n, bool with_sign,
+                               ScaleDistribution distribution) const {
+  const int sigma = params_.sigma;
+  if (sigma == 0) {
+    std::fill(out, out + n, 1.0f);
+  } else if (distribution == ScaleDistribution::kLogUniform) {
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = static_cast<float>(std::exp2((2.0 * rng.uniform_unit() - 1.0) * sigma));
+  } else {
+    // The exponents, uniform on 2·sigma + 1 (power of two: -sigma..sigma) or 2·sigma (random
+    // significand: -sigma..sigma-1) values, many per 64-bit draw (uniform_batch).
+    const bool significand = distribution == ScaleDistribution::kRandomMantissa;
+    const uint64_t values = 2 * static_cast<uint64_t>(sigma) + (significand ? 0 : 1);
     constexpr int64_t kChunk = 240;  // 16 draws of sigma 8's runs of 15 exponents
     uint64_t bounds[kChunk], exponents[kChunk];
     std::fill(std::begin(bounds), std::end(bounds), values);
+    uint64_t word = 0;
     for (int64_t i = 0; i < n; i += kChunk) {
       const int64_t count = std::min(kChunk, n - i);
       rng.uniform_batch(bounds, static_cast<size_t>(count), exponents);
       for (int64_t j = 0; j < count; ++j) {
-        const int e = static_cast<int>(exponents[j]) - params_.sigma;
-        // 2^e built from its exponent bits: exact, and sigma <= 60 keeps it a normal float.
-        out[i + j] = std::bit_cast<float>(static_cast<uint32_t>(127 + e) << 23);
+        const int e = static_cast<int>(exponents[j]) - sigma;
+        // 2^e from its exponent bits (sigma <= 60 keeps it a normal float), with 23 random
+        // significand bits when asked: two draws per 64-bit word (kChunk is even).
+        uint32_t bits = static_cast<uint32_t>(127 + e) << 23;
+        if (significand) {
+          if (j % 2 == 0) word = rng.next_u64();
+          bits |= static_cast<uint32_t>(word >> (j % 2 == 0 ? 0 : 32)) & 0x7FFFFFU;
+        }
+        out[i + j] = std::bit_cast<float>(bits);
       }
     }
-  } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = draw_scale(rng, false);
   }
   if (!with_sign) return;
   for (int64_t i = 0; i < n; i += 64) {
@@ -78,7 +81,8 @@ void KeyGenerator::draw_scales(Csprng& rng, float* out, int64_t n, bool with_sig
   }
 }
 
-void KeyGenerator::fill(Csprng& rng, DimKey& k, bool with_sign, bool scaled) const {
+void KeyGenerator::fill(Csprng& rng, DimKey& k, bool with_sign, bool scaled,
+                        ScaleDistribution distribution) const {
   const int64_t n = k.size();
   const std::span<int32_t> perm = k.perm();
   std::iota(perm.begin(), perm.end(), 0);
@@ -88,33 +92,46 @@ void KeyGenerator::fill(Csprng& rng, DimKey& k, bool with_sign, bool scaled) con
     inv_perm[static_cast<size_t>(perm[static_cast<size_t>(i)])] = static_cast<int32_t>(i);
   const std::span<float> scale = k.scale(), inv_scale = k.inv_scale();
   if (scaled)
-    draw_scales(rng, scale.data(), n, with_sign);
+    draw_scales(rng, scale.data(), n, with_sign, distribution);
   else
     std::fill(scale.begin(), scale.end(), 1.0f);
   for (size_t i = 0; i < scale.size(); ++i) inv_scale[i] = 1.0f / scale[i];
 }
 
-DimKey KeyGenerator::dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled) const {
+DimKey KeyGenerator::dim_key(Csprng& rng, int64_t n, bool with_sign, bool scaled,
+                             ScaleDistribution distribution) const {
   check_dimension(n);
   DimKey k(n);
-  fill(rng, k, with_sign, scaled);
+  fill(rng, k, with_sign, scaled, distribution);
   return k;
 }
 
 DimKey KeyGenerator::permutation_key(int64_t n) const {
   Csprng rng;
-  return dim_key(rng, n, false, false);
+  return dim_key(rng, n, false, false, params_.distribution);
 }
 
 DimKey KeyGenerator::dim_key(int64_t n, bool with_sign) const {
   Csprng rng;
-  return dim_key(rng, n, with_sign, true);
+  return dim_key(rng, n, with_sign, true, params_.distribution);
 }
 
 MatmulKey KeyGenerator::matmul_key(int64_t m, int64_t k, int64_t n) const {
+  return matmul_key(m, k, n, params_.distribution);
+}
+
+MatmulKey KeyGenerator::matmul_key(int64_t m, int64_t k, int64_t n,
+                                   ScaleDistribution operand_scales) const {
   Csprng rng;
-  return MatmulKey{dim_key(rng, m, false, true), dim_key(rng, k, params_.signed_inner_scale, true),
-                   dim_key(rng, n, false, true)};
+  const ScaleDistribution d = params_.distribution;
+  return MatmulKey{dim_key(rng, m, false, true, operand_scales),
+                   dim_key(rng, k, params_.signed_inner_scale, true, operand_scales),
+                   dim_key(rng, n, false, true, d)};
+}
+
+PatchConvKey KeyGenerator::patch_conv_key(int64_t positions, int64_t patch,
+                                          int64_t out_channels) const {
+  return matmul_key(positions, patch, out_channels, params_.patch_distribution);
 }
 
 void KeyGenerator::fill_all(std::span<DimKey> keys, std::span<const bool> signed_scale) const {
@@ -129,7 +146,7 @@ void KeyGenerator::fill_all(std::span<DimKey> keys, std::span<const bool> signed
     for (int64_t i = first; i < count; i += step)
       fill(rng, keys[static_cast<size_t>(i)],
            !signed_scale.empty() && signed_scale[static_cast<size_t>(i) % signed_scale.size()],
-           true);
+           true, params_.distribution);
   });
 }
 
@@ -148,7 +165,7 @@ BatchedMatmulKey KeyGenerator::batched_matmul_key(int64_t batch, int64_t m, int6
   BatchedMatmulKey key;
   {
     Csprng rng;
-    key.batch = dim_key(rng, batch, false, false);
+    key.batch = dim_key(rng, batch, false, false, params_.distribution);
   }
   // All entries' keys in one allocation, [m, k, n] per entry; only k's scales are signed.
   std::vector<int64_t> sizes;
@@ -168,9 +185,10 @@ BatchedMatmulKey KeyGenerator::batched_matmul_key(int64_t batch, int64_t m, int6
 ConvChannelKey KeyGenerator::conv_channel_key(int64_t batch, int64_t in_channels,
                                               int64_t out_channels) const {
   Csprng rng;
-  return ConvChannelKey{dim_key(rng, batch, false, true),
-                        dim_key(rng, in_channels, params_.signed_inner_scale, true),
-                        dim_key(rng, out_channels, false, true)};
+  const ScaleDistribution d = params_.distribution;
+  return ConvChannelKey{dim_key(rng, batch, false, true, d),
+                        dim_key(rng, in_channels, params_.signed_inner_scale, true, d),
+                        dim_key(rng, out_channels, false, true, d)};
 }
 
 }  // namespace tempo::crypto

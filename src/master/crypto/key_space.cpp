@@ -28,21 +28,30 @@ double KeySpace::log2_factorial(int64_t n) {
 }
 
 double KeySpace::scale_bits_per_entry(bool with_sign) const {
+  return scale_bits_per_entry(with_sign, params_.distribution);
+}
+
+double KeySpace::scale_bits_per_entry(bool with_sign, ScaleDistribution distribution) const {
   double b = 0;
   if (params_.sigma > 0)
-    b = params_.distribution == ScaleDistribution::kPowerOfTwo
-            ? std::log2(2.0 * params_.sigma + 1.0)
-            : std::log2(2.0 * params_.sigma) + 23.0;
+    b = distribution == ScaleDistribution::kPowerOfTwo ? std::log2(2.0 * params_.sigma + 1.0)
+                                                       : std::log2(2.0 * params_.sigma) + 23.0;
   return b + (with_sign ? 1.0 : 0.0);
 }
 
 DimensionEntropy KeySpace::dimension(const std::string& name, int64_t size, bool scaled,
                                      bool with_sign) const {
+  return dimension(name, size, scaled, with_sign, params_.distribution);
+}
+
+DimensionEntropy KeySpace::dimension(const std::string& name, int64_t size, bool scaled,
+                                     bool with_sign, ScaleDistribution distribution) const {
   DimensionEntropy d;
   d.name = name;
   d.size = size;
   d.permutation_bits = log2_factorial(size);
-  d.scale_bits = scaled ? static_cast<double>(size) * scale_bits_per_entry(with_sign) : 0.0;
+  d.scale_bits =
+      scaled ? static_cast<double>(size) * scale_bits_per_entry(with_sign, distribution) : 0.0;
   return d;
 }
 
@@ -115,7 +124,16 @@ OperationKeySpace KeySpace::conv_channel(const ConvShape& s) const {
 }
 
 OperationKeySpace KeySpace::patch_conv(const ConvShape& s) const {
-  OperationKeySpace op = matmul(s.positions(), s.patch(), s.out_channels);
+  const ScaleDistribution d = params_.patch_distribution;
+  const DimensionEntropy rows = dimension("rows", s.positions(), true, false, d);
+  const DimensionEntropy inner = dimension("inner", s.patch(), true, params_.signed_inner_scale, d);
+  const DimensionEntropy cols = dimension("cols", s.out_channels, true, false);
+  OperationKeySpace op;
+  op.forward_key_bits = rows.bits() + inner.bits() + cols.bits();
+  op.tensors = {{"X'", {rows, inner}},
+                {"W'", {inner, cols}},
+                {"dY'1", {dimension("rows (fresh)", s.positions(), true, false), cols}},
+                {"dY'2", {rows, dimension("cols (fresh)", s.out_channels, true, false)}}};
   op.operation = "conv_patch " + dims_string({s.batch, s.in_channels, s.height, s.width}) + "*" +
                  dims_string({s.out_channels, s.in_channels, s.kh, s.kw}) + " as " +
                  dims_string({s.positions(), s.patch()}) + "x" +

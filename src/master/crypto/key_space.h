@@ -42,6 +42,7 @@ struct OperationKeySpace {
 ///   power-of-two: log2(2·sigma + 1) (the exponent is uniform on 2·sigma + 1 integers);
 ///   log-uniform:  log2(2·sigma) + 23, the count of fp32 values the continuous draw can produce
 ///                 (2·sigma binades of 2^23 mantissas); an upper bound of its min-entropy;
+///   random-mantissa: log2(2·sigma) + 23, exactly (every one of those values equally likely);
 /// plus 1 bit for a signed scale (the inner dimension). sigma = 0 gives 0 scale bits.
 /// Permutation entropy: log2(n!) = lgamma(n + 1) / ln 2.
 class KeySpace {
@@ -49,9 +50,13 @@ class KeySpace {
   explicit KeySpace(ObfuscationParams params = {}) : params_(params) {}
 
   static double log2_factorial(int64_t n);
+  /// Of params().distribution, or of `distribution`.
   double scale_bits_per_entry(bool with_sign) const;
+  double scale_bits_per_entry(bool with_sign, ScaleDistribution distribution) const;
   DimensionEntropy dimension(const std::string& name, int64_t size, bool scaled,
                              bool with_sign) const;
+  DimensionEntropy dimension(const std::string& name, int64_t size, bool scaled, bool with_sign,
+                             ScaleDistribution distribution) const;
 
   /// Y = X·W, X [m,k], W [k,n]: tensors X', W', dY'1, dY'2 (PROTOCOL.md sections 2, 4).
   OperationKeySpace matmul(int64_t m, int64_t k, int64_t n) const;
@@ -59,7 +64,8 @@ class KeySpace {
   OperationKeySpace batched_matmul(int64_t batch, int64_t m, int64_t k, int64_t n) const;
   /// Channel mode: tensors X', W', dY'1, dY'2; spatial dimensions are not hidden (0 bits).
   OperationKeySpace conv_channel(const ConvShape& s) const;
-  /// Patch mode: tensors X' (patches), W', dY'1, dY'2.
+  /// Patch mode: tensors X' (patches), W', dY'1, dY'2; positions and patch columns scaled per
+  /// params().patch_distribution.
   OperationKeySpace patch_conv(const ConvShape& s) const;
 
  private:

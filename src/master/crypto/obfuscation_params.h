@@ -16,7 +16,26 @@ enum class ScaleDistribution {
   /// 2^x with x uniform on the real interval [-sigma, sigma]. Every multiplication rounds, so
   /// results carry an extra relative error of a few ulps. For comparison only.
   kLogUniform,
+  /// 2^e·(1 + f/2^23), e uniform on {-sigma, ..., sigma-1} and f on {0, ..., 2^23-1}: a uniformly
+  /// random fp32 significand, magnitudes in [2^-sigma, 2^sigma). A value and its scaled copies
+  /// no longer share their significand bits (a power of two keeps them), at the price of a
+  /// rounding per multiplication, as kLogUniform; drawn from random bits, without exp2.
+  kRandomMantissa,
 };
+
+/// The name of a distribution as the command line spells it: "power-of-two", "log-uniform",
+/// "random-mantissa".
+inline const char* scale_distribution_name(ScaleDistribution d) {
+  switch (d) {
+    case ScaleDistribution::kPowerOfTwo:
+      return "power-of-two";
+    case ScaleDistribution::kLogUniform:
+      return "log-uniform";
+    case ScaleDistribution::kRandomMantissa:
+      return "random-mantissa";
+  }
+  return "?";
+}
 
 /// The obfuscation parameters the master's policy exposes (PROTOCOL.md section 7).
 ///
@@ -35,6 +54,13 @@ struct ObfuscationParams {
   ScaleDistribution distribution = ScaleDistribution::kPowerOfTwo;
   /// The inner-dimension scale s carries a uniformly random sign (PROTOCOL.md section 2).
   bool signed_inner_scale = true;
+  /// The scales of patch mode's positions and patch columns (the r and s of X' = D_r·P·Patches·
+  /// P·D_s; the output channels follow `distribution`). Random significands by default: im2col
+  /// copies every input value into up to kh·kw patches, and under power-of-two scales those
+  /// copies keep the value's significand bits, so a worker that groups X''s entries by them links
+  /// every pair of overlapping patches, which gives back the spatial layout that patch mode is
+  /// there to hide (docs/privacy.md, "Patch mode and significands").
+  ScaleDistribution patch_distribution = ScaleDistribution::kRandomMantissa;
 
   /// Throws std::invalid_argument when sigma is outside [0, 60].
   void validate() const {

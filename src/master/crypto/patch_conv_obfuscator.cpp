@@ -21,12 +21,15 @@ bool PatchConvForward::project_input(const Tensor& x, const double* vecs, const 
                                      int rounds, double* out, double* out_abs,
                                      patch::ProjectionSums sums) const {
   const ObfuscationParams& params = keygen_.params();
-  if (params.distribution != ScaleDistribution::kPowerOfTwo) return false;
   // Worth it only where X' is much larger than X and output rows fill the kernel's 8-wide
   // tiles (measured: slower than reading X' for resnet18's 4x4 layer4, no gain for 1x1 convs).
   if (shape_.kh * shape_.kw < 4 || shape_.out_w() < 8) return false;
   return PatchConvEncryptor(key_, shape_)
       .project_input(x, vecs, vec_abs, rounds, out, out_abs, params.sigma, sums);
+}
+
+double PatchConvForward::input_projection_error() const {
+  return keygen_.params().patch_distribution == ScaleDistribution::kPowerOfTwo ? 0.0 : 0x3p-24;
 }
 
 Tensor PatchConvForward::decrypt(const BlindedTensor& y, const RowProjection* projection) const {

@@ -39,14 +39,18 @@ class PatchConvForward {
 
   /// For the integrity checks: X'·v_r (r < rounds) and |X'|·v_abs computed from the plaintext
   /// input `x` that X' was blinded from, reading x instead of the kh·kw times larger X'
-  /// (PatchConvEncryptor::project_input). Returns false when that may differ from projecting X'
-  /// itself: scales that are not powers of two (X' then carries rounding), or an entry of x so
-  /// small or large that its blinded value under- or overflowed; and where reading X' is as fast
-  /// (1x1 kernels, outputs narrower than 8). `sums`: the rounding the caller's check allows
-  /// (patch::ProjectionSums; kSignLanes only for a B side on ±1 vectors).
+  /// (PatchConvEncryptor::project_input). These are the sums of x·r·s exactly, not of X''s
+  /// rounded entries: within input_projection_error() of X''s own. Returns false when an entry
+  /// of x is so small or large that its blinded value may have under- or overflowed, and where
+  /// reading X' is as fast (1x1 kernels, outputs narrower than 8). `sums`: the rounding the
+  /// caller's check allows (patch::ProjectionSums; kSignLanes only for a B side on ±1 vectors).
   bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
                      double* out, double* out_abs,
                      patch::ProjectionSums sums = patch::ProjectionSums::kDouble) const;
+  /// How far project_input's sums may be from X''s own, relative to their absolute terms
+  /// (integrity::ProductCheck's projection_error): 0 under power-of-two scales (X' = x·r·s
+  /// exactly); otherwise each entry x·fl(r·s) rounds twice, (1 + u)^2 - 1 < 3u, u = 2^-24.
+  double input_projection_error() const;
 
   /// Y' [M, O] -> Y [N,O,H',W']; with `projection`, also projects the rows of Y' for its
   /// integrity check in the same pass.

@@ -26,9 +26,11 @@ struct Worst {
 ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a,
                            bool trans_b, int rounds, Precision precision,
                            const OperandProjection& project_a, const OperandProjection& project_b,
-                           std::vector<double> signs)
+                           std::vector<double> signs, double projection_error)
     : rounds_(rounds), precision_(precision), signs_(std::move(signs)) {
   if (rounds < 1) throw std::invalid_argument("ProductCheck: rounds must be >= 1");
+  if (!(projection_error >= 0.0 && projection_error < 0.5))
+    throw std::invalid_argument("ProductCheck: projection error must be in [0, 0.5)");
   const int rank = a.rank();
   if ((rank != 2 && rank != 3) || b.rank() != rank || (rank == 3 && a.dim(0) != b.dim(0)))
     throw std::invalid_argument("ProductCheck: operands " + a.shape().to_string() + " and " +
@@ -83,12 +85,15 @@ ProductCheck::ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool 
       }
     });
   };
+  if (b_given) projection_error_ = projection_error;
   if (!project_a) {  // one pass over the entries for both sides
     project_entries(!b_given, true);
     return;
   }
   if (!b_given) project_entries(true, false);
-  if (!project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data()))
+  if (project_a(bv.data(), b_abs.data(), t, abv_.data(), ab_abs_.data()))
+    projection_error_ = projection_error;
+  else
     project_entries(false, true);
 }
 
@@ -124,6 +129,10 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
   // (projection_relative_bound); the sums with op(A) and the comparison are in double.
   const double p = projection_relative_bound(n);
   const double upper = 1.0 / (1.0 - p);  // computed absolute sums -> upper bounds
+  // Projections taken from what an operand was blinded from: their values within e·|A||B|1 of
+  // the operand's, their absolute sums within a factor 1 - e of it.
+  const double given = projection_error_;
+  const double ab_upper = upper / (1.0 - given);
   const double check = 2.0 * gamma(n + k_ + 2, kCheckRoundoff);
   const std::vector<double> ones(c ? static_cast<size_t>(n) : 0, 1.0);  // only to read C here
   std::vector<Worst> worst(static_cast<size_t>(batch_));
@@ -144,8 +153,8 @@ CheckOutcome ProductCheck::verify_entries(const BlindedTensor* c, const double* 
       const double* ab_abs = ab_abs_.data() + e * m;
       Worst w;
       for (int64_t i = 0; i < m; ++i) {
-        const double ab = upper * ab_abs[i], cm = upper * c_abs[i];
-        const double tau = g * ab + floor + p * (ab + cm) + check * (cm + ab);
+        const double ab = ab_upper * ab_abs[i], cm = upper * c_abs[i];
+        const double tau = g * ab + floor + p * (ab + cm) + check * (cm + ab) + given * ab;
         for (int r = 0; r < t; ++r) {
           const double z = std::fabs(cv[r * m + i] - abv[r * m + i]);
           double ratio;

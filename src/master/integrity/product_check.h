@@ -33,11 +33,17 @@ class ProductCheck {
   /// weights and outputs laid out by entry ([batch][rounds][.], [batch][.]); A's is asked only
   /// once B's has answered. `signs` (optional, [batch][rounds][n]): vectors drawn
   /// beforehand from the CSPRNG (PreparedCheck), instead of drawing them here; throws
-  /// std::invalid_argument when their count does not fit.
+  /// std::invalid_argument when their count does not fit. `projection_error` (>= 0): how far
+  /// the projections given may be from those of the operands themselves, relative to the
+  /// absolute terms: projections of an operand computed from what it was blinded from, when the
+  /// blinding rounds (patch mode's X' from its input under random-significand scales: every
+  /// entry x·fl(r·s) rounds twice). Values within projection_error·|A||B|1 of A·(B·v), absolute
+  /// sums no less than (1 - projection_error) times |A||B|1; the tolerance adds that much
+  /// (docs/integrity.md, section 2). Ignored when neither projection answered.
   ProductCheck(const BlindedTensor& a, const BlindedTensor& b, bool trans_a, bool trans_b,
                int rounds, Precision precision = Precision::kFp32,
                const OperandProjection& project_a = {}, const OperandProjection& project_b = {},
-               std::vector<double> signs = {});
+               std::vector<double> signs = {}, double projection_error = 0.0);
 
   /// A C of the wrong shape, or with a non-finite entry, fails without a round.
   CheckOutcome verify(const BlindedTensor& c) const;
@@ -60,6 +66,7 @@ class ProductCheck {
 
   int rounds_;
   Precision precision_;
+  double projection_error_ = 0.0;  // of the projections that answered, if any
   int64_t batch_ = 1, m_ = 0, k_ = 0, n_ = 0;
   Shape expected_;
   std::vector<double> signs_;  // [batch][rounds][n]

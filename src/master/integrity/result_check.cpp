@@ -12,11 +12,12 @@ using protocol::Op;
 
 ResultCheck::ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b,
                          int rounds, Precision precision, const OperandProjection& project_a,
-                         const OperandProjection& project_b, std::vector<double> signs)
+                         const OperandProjection& project_b, std::vector<double> signs,
+                         double projection_error)
     : spec_(spec), a_(&a), b_(&b), rounds_(rounds), precision_(precision) {
   if (spec.op == Op::kMatMul || spec.op == Op::kBatchedMatMul)
     product_.emplace(a, b, spec.trans_a, spec.trans_b, rounds, precision, project_a, project_b,
-                     std::move(signs));
+                     std::move(signs), projection_error);
 }
 
 CheckOutcome ResultCheck::verify(const BlindedTensor& result) const {

@@ -30,10 +30,11 @@ struct OperationSpec {
 /// convolutions the projection checks of conv_check.h.
 class ResultCheck {
  public:
-  /// `project_a`, `project_b`, `signs`: see ProductCheck (products only).
+  /// `project_a`, `project_b`, `signs`, `projection_error`: see ProductCheck (products only).
   ResultCheck(const OperationSpec& spec, const BlindedTensor& a, const BlindedTensor& b, int rounds,
               Precision precision, const OperandProjection& project_a = {},
-              const OperandProjection& project_b = {}, std::vector<double> signs = {});
+              const OperandProjection& project_b = {}, std::vector<double> signs = {},
+              double projection_error = 0.0);
   CheckOutcome verify(const BlindedTensor& result) const;
   /// The product check, for verifying from projections a decryption kernel took (null for
   /// convolutions).

@@ -204,7 +204,7 @@ std::optional<BlindedTensor> OffloadEngine::receive_checkable(
   const integrity::IntegrityOptions& opt = integrity_.options();
   const auto start = Clock::now();
   check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b,
-                std::exchange(op.preset_signs, {}));
+                std::exchange(op.preset_signs, {}), op.projection_error);
   integrity_.add_check_time(elapsed_ns(start));
   protocol::Response response = op.response.get();
   if (response.unavailable) return no_worker(op, layer, what, response.error);
@@ -254,7 +254,8 @@ std::optional<BlindedTensor> OffloadEngine::after_failed_check(
   retry.out_shape = op.spec.out_shape;
   retry.a = protocol::Operand::inline_tensor(op.a);
   retry.b = protocol::Operand::inline_tensor(op.b);
-  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b);
+  check.emplace(op.spec, op.a, op.b, opt.rounds, opt.precision, op.project_a, op.project_b,
+                std::vector<double>(), op.projection_error);
   auto pending = send(std::move(retry), liar + 1);
   protocol::Response r = pending.get();
   if (r.unavailable) return no_worker(op, layer, what, r.error);

@@ -82,8 +82,10 @@ class OffloadEngine {
     WorkerPool::Pending response;
     integrity::OperationSpec spec;
     BlindedTensor a, b;  ///< the master's references to the blinded operands (shared storage)
-    /// Optional faster projections of a and b for the check (integrity::OperandProjection).
+    /// Optional faster projections of a and b for the check (integrity::OperandProjection), and
+    /// how far they may be from the operands' own (integrity::ProductCheck's projection_error).
     integrity::OperandProjection project_a, project_b;
+    double projection_error = 0.0;
     /// Vectors drawn for the first check of the result before its operands were blinded
     /// (integrity::PreparedCheck; empty: the check draws them). A re-sent request's check draws
     /// fresh ones.

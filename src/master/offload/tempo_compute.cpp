@@ -187,6 +187,14 @@ integrity::OperandProjection input_projection(
     crypto::patch::ProjectionSums = crypto::patch::ProjectionSums::kDouble) {
   return {};
 }
+/// How far input_projection's sums may be from X''s own (integrity::ProductCheck).
+double input_projection_error(const crypto::PatchConvForward& fw) {
+  return fw.input_projection_error();
+}
+template <class Forward>
+double input_projection_error(const Forward&) {
+  return 0.0;
+}
 
 /// Hands a check prepared while the operands were blinded to the operation (its vectors, B's side,
 /// and A's side when `with_a`).
@@ -273,8 +281,10 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     ops[i] = submit_product(engine, clock, std::move(r), fw.x(), fw.w(), sh.worker);
     if (prepared)
       use_prepared(ops[i], *prepared, true);
-    else if (verify)
+    else if (verify) {
       ops[i].project_a = input_projection(fw, sh.x);
+      ops[i].projection_error = input_projection_error(fw);
+    }
     if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
   std::vector<Tensor> pieces(plan_rows.size());
@@ -418,6 +428,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
               input_projection(fw, sh.x, crypto::patch::ProjectionSums::kSignLanes);
         else
           b[i].dw_op->project_a = input_projection(fw, sh.x);
+        b[i].dw_op->projection_error = input_projection_error(fw);
       }
       if (dw_prepared) use_prepared(*b[i].dw_op, *dw_prepared, false);
     }
