@@ -208,6 +208,56 @@ TEST(PatchInputProjection, SignLanesForABSideStayWithinTheChecksBound) {
 // that the lanes add the taps as given, channel 0 large and every later term just under half an
 // ulp of the running sum, so that each addition drops nearly all of it. A lane that added all
 // K = 576 taps in one chain would miss by ~500 units of 2^-24 of the mass; the bound is ~41.
+TEST(PatchInputProjection, SignLanesUnderRandomSignificandsStayWithinTheirRoundedBound) {
+  // Random-significand keys: the products x·(s·v) in the B side's fp32 lanes round once each, on
+  // top of X''s own two roundings; the check budgets input_projection_error(kSignLanes) = 4u for
+  // both (and 3u for the double kernel's sums of the unrounded x·r·s).
+  const std::vector<Case> cases = {{{2, 16, 7, 16}, {3, 16, 3, 3}, {1, 1, 1, 1}},
+                                   {{2, 64, 5, 20}, {4, 64, 3, 3}, {1, 1, 1, 1}},
+                                   {{1, 24, 13, 40}, {2, 24, 3, 3}, {2, 2, 1, 1}}};
+  Rng rng(13);
+  crypto::Csprng csprng;
+  const crypto::PatchConvObfuscator obf;  // the default keys
+  const bool lanes_expected = simd::avx512() && simd::gradual_underflow();
+  const auto lanes_sums = crypto::patch::ProjectionSums::kSignLanes;
+  for (const Case& c : cases)
+    for (int rounds : {1, 3}) {
+      SCOPED_TRACE(c.x.to_string() + " * " + c.w.to_string() + ", rounds " +
+                   std::to_string(rounds));
+      Tensor x = random_tensor(c.x, rng);
+      for (int64_t e = 0; e < x.numel(); ++e)
+        x[e] = std::ldexp(x[e], static_cast<int>(rng.uniform(-12.0f, 12.0f)));
+      const crypto::PatchConvForward fw = obf.encrypt(x, random_tensor(c.w, rng), c.g);
+      const int64_t m = fw.shape().positions(), k = fw.shape().patch();
+      const std::vector<double> signs = integrity::random_signs(csprng, rounds * k);
+      const std::vector<double> ones(static_cast<size_t>(k), 1.0);
+      std::vector<long double> exact, exact_abs;
+      exact_projections(fw.x(), signs, rounds, &exact, &exact_abs);
+      std::vector<double> lanes(static_cast<size_t>(rounds * m)), lanes_abs(static_cast<size_t>(m));
+      std::vector<double> dbl(lanes.size()), dbl_abs(lanes_abs.size());
+      ASSERT_TRUE(fw.project_input(x, signs.data(), ones.data(), rounds, lanes.data(),
+                                   lanes_abs.data(), lanes_sums));
+      ASSERT_TRUE(
+          fw.project_input(x, signs.data(), ones.data(), rounds, dbl.data(), dbl_abs.data()));
+      const long double p = integrity::projection_relative_bound(k);
+      const long double e_lanes = fw.input_projection_error(lanes_sums);
+      const long double e_double = fw.input_projection_error();
+      EXPECT_EQ(e_lanes, 0x4p-24L);
+      bool parted = false;
+      for (int64_t i = 0; i < m; ++i) {
+        const long double mass = exact_abs[static_cast<size_t>(i)];
+        ASSERT_GE(lanes_abs[static_cast<size_t>(i)], (1 - e_lanes) * (1 - p) * mass) << i;
+        for (int r = 0; r < rounds; ++r) {
+          const auto at = static_cast<size_t>(r * m + i);
+          ASSERT_LE(std::fabs(lanes[at] - exact[at]), (p + e_lanes) * mass) << i << ", " << r;
+          ASSERT_LE(std::fabs(dbl[at] - exact[at]), (0x1p-50L * k + e_double) * mass) << i;
+          parted |= lanes[at] != dbl[at];
+        }
+      }
+      EXPECT_EQ(parted, lanes_expected) << "fp32 lanes ran: " << parted;
+    }
+}
+
 TEST(PatchInputProjection, SignLanesKeepTheirChainsWithinTheBoundOnAdversarialSums) {
   if (!simd::avx512() || !simd::gradual_underflow()) GTEST_SKIP() << "no AVX-512 fp32 lanes here";
   crypto::ObfuscationParams params = power_of_two_patches();

@@ -24,12 +24,17 @@ bool PatchConvForward::project_input(const Tensor& x, const double* vecs, const 
   // Worth it only where X' is much larger than X and output rows fill the kernel's 8-wide
   // tiles (measured: slower than reading X' for resnet18's 4x4 layer4, no gain for 1x1 convs).
   if (shape_.kh * shape_.kw < 4 || shape_.out_w() < 8) return false;
+  // Random significands: a B side's fp32 lanes may round products (input_projection_error).
+  if (sums == patch::ProjectionSums::kSignLanes &&
+      params.patch_distribution != ScaleDistribution::kPowerOfTwo)
+    sums = patch::ProjectionSums::kSignLanesRoundedProducts;
   return PatchConvEncryptor(key_, shape_)
       .project_input(x, vecs, vec_abs, rounds, out, out_abs, params.sigma, sums);
 }
 
-double PatchConvForward::input_projection_error() const {
-  return keygen_.params().patch_distribution == ScaleDistribution::kPowerOfTwo ? 0.0 : 0x3p-24;
+double PatchConvForward::input_projection_error(patch::ProjectionSums sums) const {
+  if (keygen_.params().patch_distribution == ScaleDistribution::kPowerOfTwo) return 0.0;
+  return sums == patch::ProjectionSums::kDouble ? 0x3p-24 : 0x4p-24;
 }
 
 Tensor PatchConvForward::decrypt(const BlindedTensor& y, const RowProjection* projection) const {

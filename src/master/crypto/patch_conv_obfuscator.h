@@ -47,10 +47,11 @@ class PatchConvForward {
   bool project_input(const Tensor& x, const double* vecs, const double* vec_abs, int rounds,
                      double* out, double* out_abs,
                      patch::ProjectionSums sums = patch::ProjectionSums::kDouble) const;
-  /// How far project_input's sums may be from X''s own, relative to their absolute terms
-  /// (integrity::ProductCheck's projection_error): 0 under power-of-two scales (X' = x·r·s
-  /// exactly); otherwise each entry x·fl(r·s) rounds twice, (1 + u)^2 - 1 < 3u, u = 2^-24.
-  double input_projection_error() const;
+  /// How far project_input's sums (with these `sums`) may be from X''s own, relative to their
+  /// absolute terms (integrity::ProductCheck's projection_error): 0 under power-of-two scales
+  /// (X' = x·r·s exactly); otherwise each entry x·fl(r·s) rounds twice, (1 + u)^2 - 1 < 3u,
+  /// u = 2^-24, and a B side's fp32 lanes round each product x·(s·v) once more: 4u.
+  double input_projection_error(patch::ProjectionSums sums = patch::ProjectionSums::kDouble) const;
 
   /// Y' [M, O] -> Y [N,O,H',W']; with `projection`, also projects the rows of Y' for its
   /// integrity check in the same pass.

@@ -606,12 +606,13 @@ void project_image_signs(const float* pad, const ConvShape& s, int64_t hp, int64
     project_image_signs_avx512<R, Abs, 2>(pad, s, hp, wp, offset, filter, chunk_channels, acc);
 }
 
-/// x as an fp32 value that is 0 or ± a power of two, if it is one (products with it are exact).
-bool exact_sign_value(double x, float* out) {
+/// x as an fp32 value, if it is one and, with `power_of_two`, 0 or ± a power of two (products
+/// with it are then exact).
+bool fp32_filter_value(double x, bool power_of_two, float* out) {
   const auto f = static_cast<float>(x);
   if (static_cast<double>(f) != x || !std::isfinite(f)) return false;
   int e = 0;
-  if (f != 0.0f && std::fabs(std::frexp(f, &e)) != 0.5f) return false;
+  if (power_of_two && f != 0.0f && std::fabs(std::frexp(f, &e)) != 0.5f) return false;
   *out = f;
   return true;
 }
@@ -652,12 +653,14 @@ bool project_patches_chunk(const float* x, const ConvShape& s, const GatherMap& 
   // fp32 lanes where the check allows them and every product is exact (ProjectionSums), with
   // full 16-wide tiles; a padded plane as wide as those tiles read.
   const int64_t chunk_channels = sign_chunk_channels(s);
-  bool fp32 = sums == ProjectionSums::kSignLanes && simd::avx512() && ow >= kSignTileCols &&
-              (sw == 1 || sw == 2) && chunk_channels >= 1;
-  // Every product with an input in range must be an fp32 normal: exact.
+  const bool rounded_products = sums == ProjectionSums::kSignLanesRoundedProducts;
+  bool fp32 = (sums == ProjectionSums::kSignLanes || rounded_products) && simd::avx512() &&
+              ow >= kSignTileCols && (sw == 1 || sw == 2) && chunk_channels >= 1;
+  // Every product with an input in range must be an fp32 normal: exact for power-of-two filter
+  // entries, else within one rounding (relative 2^-24) when the check allows that.
   std::vector<float> filter32(fp32 ? filter.size() : 0);
   for (size_t q = 0; fp32 && q < filter.size(); ++q)
-    fp32 = exact_sign_value(filter[q], &filter32[q]) &&
+    fp32 = fp32_filter_value(filter[q], !rounded_products, &filter32[q]) &&
            (filter[q] == 0.0 ||
             (std::fabs(filter[q]) * low >= 0x1p-126 && std::fabs(filter[q]) * high <= 0x1p128));
   const std::vector<int64_t> offset = tap_offsets(s, channels, hp, wp);

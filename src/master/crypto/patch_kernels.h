@@ -56,7 +56,10 @@ void unblind_col2im(const float* src, const ConvShape& s, const GatherMap& rows,
 /// (cols.mul[j]·v[j], |cols.mul[j]|·v_abs[j]) is 0 or a power of two whose product with any
 /// input in [low, high) is an fp32 normal (exact), AVX-512 sums in fp32 lanes, at most ceil(K/16) +
 /// 4 terms per lane before the sums go on in double (and in double again if one overflowed).
-enum class ProjectionSums { kDouble, kSignLanes };
+/// kSignLanesRoundedProducts: the same, where the check also budgets one rounding (2^-24,
+/// relative) of every product, so that filter entries need only be fp32 values whose products
+/// with in-range inputs are fp32 normals, not powers of two (random-significand keys).
+enum class ProjectionSums { kDouble, kSignLanes, kSignLanesRoundedProducts };
 bool project_blinded_patches(const float* x, const ConvShape& s, const GatherMap& rows,
                              const GatherMap& cols, const double* vecs, const double* vec_abs,
                              int rounds, double* out, double* out_abs, double low, double high,

@@ -171,30 +171,23 @@ Tensor decrypt_input_grad(const crypto::ConvChannelForward& fw, const BlindedTen
 
 /// A projection of a forward's blinded input X' for the checks that does not read X' (see
 /// integrity::OperandProjection): patch mode computes it from the plaintext input, a one-filter
-/// convolution of X instead of a pass over the kh·kw times larger patch matrix. Other modes: none.
-/// `sums`: kSignLanes where the projection is a check's B side (on ±1 vectors).
-integrity::OperandProjection input_projection(
-    const crypto::PatchConvForward& fw, const Tensor& x,
-    crypto::patch::ProjectionSums sums = crypto::patch::ProjectionSums::kDouble) {
-  return [&fw, &x, sums](const double* v, const double* v_abs, int rounds, double* out,
-                         double* out_abs) {
+/// convolution of X instead of a pass over the kh·kw times larger patch matrix; `op` takes it
+/// as its A side, or as its B side (on the check's ±1 vectors, summed in fp32 lanes), with how
+/// far it may be from X''s own (PatchConvForward::input_projection_error). Other modes: none.
+void use_input_projection(OffloadEngine::InFlight& op, const crypto::PatchConvForward& fw,
+                          const Tensor& x, bool as_b) {
+  const auto sums =
+      as_b ? crypto::patch::ProjectionSums::kSignLanes : crypto::patch::ProjectionSums::kDouble;
+  integrity::OperandProjection projection = [&fw, &x, sums](const double* v, const double* v_abs,
+                                                            int rounds, double* out,
+                                                            double* out_abs) {
     return fw.project_input(x, v, v_abs, rounds, out, out_abs, sums);
   };
+  (as_b ? op.project_b : op.project_a) = std::move(projection);
+  op.projection_error = fw.input_projection_error(sums);
 }
 template <class Forward>
-integrity::OperandProjection input_projection(
-    const Forward&, const Tensor&,
-    crypto::patch::ProjectionSums = crypto::patch::ProjectionSums::kDouble) {
-  return {};
-}
-/// How far input_projection's sums may be from X''s own (integrity::ProductCheck).
-double input_projection_error(const crypto::PatchConvForward& fw) {
-  return fw.input_projection_error();
-}
-template <class Forward>
-double input_projection_error(const Forward&) {
-  return 0.0;
-}
+void use_input_projection(OffloadEngine::InFlight&, const Forward&, const Tensor&, bool) {}
 
 /// Hands a check prepared while the operands were blinded to the operation (its vectors, B's side,
 /// and A's side when `with_a`).
@@ -281,10 +274,8 @@ Tensor offload_forward(OffloadEngine& engine, const std::string& layer, const Te
     ops[i] = submit_product(engine, clock, std::move(r), fw.x(), fw.w(), sh.worker);
     if (prepared)
       use_prepared(ops[i], *prepared, true);
-    else if (verify) {
-      ops[i].project_a = input_projection(fw, sh.x);
-      ops[i].projection_error = input_projection_error(fw);
-    }
+    else if (verify)
+      use_input_projection(ops[i], fw, sh.x, false);
     if (!verify || !saved) fw.release_operands();  // ops[i] keeps what the check needs
   }
   std::vector<Tensor> pieces(plan_rows.size());
@@ -422,14 +413,7 @@ void offload_backward(OffloadEngine& engine, const std::string& layer, const Ten
           submit_product(engine, clock, std::move(r), std::move(a), std::move(bb), sh.worker);
       // X' is dW''s B side when dW' = dY'2ᵀ·X' (patch mode): projected on the check's ±1
       // vectors, which fp32 lanes sum within the check's bound.
-      if (verify) {
-        if (p.dw_cached_x_is_b)
-          b[i].dw_op->project_b =
-              input_projection(fw, sh.x, crypto::patch::ProjectionSums::kSignLanes);
-        else
-          b[i].dw_op->project_a = input_projection(fw, sh.x);
-        b[i].dw_op->projection_error = input_projection_error(fw);
-      }
+      if (verify) use_input_projection(*b[i].dw_op, fw, sh.x, p.dw_cached_x_is_b);
       if (dw_prepared) use_prepared(*b[i].dw_op, *dw_prepared, false);
     }
     if (!dx && !want_dw) {
