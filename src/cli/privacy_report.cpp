@@ -12,7 +12,8 @@ void print_privacy_report(nn::Module& model, const Shape& input_shape,
   const auto layers = offload::probe_key_space(model, input_shape, placement, policy);
   progress.message("privacy report (key space per offloaded tensor; batch " +
                    input_shape.to_string() + ", sigma " + std::to_string(policy.obfuscation.sigma) +
-                   "):");
+                   ", patch scales " +
+                   crypto::scale_distribution_name(policy.obfuscation.patch_distribution) + "):");
   char line[512];
   double min_bits = -1;
   for (const auto& l : layers) {
