@@ -8,15 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "master/attack/patch_linking.h"
 #include "master/core/random.h"
 #include "master/crypto/crypto.h"
 
@@ -31,28 +30,6 @@ Tensor feature_maps(const Shape& shape, Rng& rng) {
   return x;
 }
 
-/// The attack: rows of X' that hold a non-zero entry with the same significand bits, counted per
-/// pair of rows. A significand held by more than kh·kw entries is not one value's copies (a
-/// coincidence of different values): skipped.
-std::map<std::pair<int64_t, int64_t>, int> link_rows_by_significand(const BlindedTensor& x,
-                                                                    int64_t copies) {
-  const int64_t rows = x.dim(0), cols = x.dim(1);
-  std::unordered_map<uint32_t, std::vector<int64_t>> holders;
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = x.data()[i * cols + j];
-      if (v != 0.0f) holders[std::bit_cast<uint32_t>(v) & 0x7FFFFFU].push_back(i);
-    }
-  std::map<std::pair<int64_t, int64_t>, int> links;
-  for (const auto& [significand, at] : holders) {
-    if (at.size() < 2 || static_cast<int64_t>(at.size()) > copies) continue;
-    for (size_t a = 0; a < at.size(); ++a)
-      for (size_t b = a + 1; b < at.size(); ++b)
-        if (at[a] != at[b]) ++links[{std::min(at[a], at[b]), std::max(at[a], at[b])}];
-  }
-  return links;
-}
-
 struct LinkResult {
   int64_t linked = 0;       ///< row pairs sharing at least `min_shared` significands
   int64_t overlapping = 0;  ///< of which truly overlapping patches (same image, windows meet)
@@ -62,8 +39,8 @@ struct LinkResult {
 
 /// Runs the attack on X' = encrypt_input(x) under `key` and scores it with the key's position
 /// permutation (blinded row i holds position key.m.perm()[i] = (n, y, x)).
-LinkResult attack(const crypto::ConvShape& s, const crypto::PatchConvKey& key, const Tensor& x,
-                  int min_shared) {
+LinkResult run_attack(const crypto::ConvShape& s, const crypto::PatchConvKey& key, const Tensor& x,
+                      int min_shared) {
   const BlindedTensor xb = crypto::PatchConvEncryptor(key, s).encrypt_input(x);
   const int64_t oh = s.out_h(), ow = s.out_w();
   const auto position = [&](int64_t row) {
@@ -72,7 +49,7 @@ LinkResult attack(const crypto::ConvShape& s, const crypto::PatchConvKey& key, c
   };
   LinkResult r;
   r.neighbours = s.batch * oh * (ow - 1);
-  for (const auto& [pair, shared] : link_rows_by_significand(xb, s.kh * s.kw)) {
+  for (const auto& [pair, shared] : attack::link_rows_by_significand(xb, s.kh * s.kw)) {
     if (shared < min_shared) continue;
     ++r.linked;
     const auto a = position(pair.first), b = position(pair.second);
@@ -109,7 +86,7 @@ TEST(PatchSignificandLinking, PowerOfTwoScalesLinkOverlappingPatchesAndNothingEl
     const auto s = crypto::ConvShape::of(c.x, c.w, c.g);
     const Tensor x = feature_maps(c.x, rng);
     const LinkResult r =
-        attack(s, keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels), x, 2);
+        run_attack(s, keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels), x, 2);
     EXPECT_GT(r.linked, r.neighbours);
     EXPECT_EQ(r.overlapping, r.linked) << "a link between patches that do not overlap";
     EXPECT_GT(r.neighbours_linked, r.neighbours * 95 / 100);
@@ -127,12 +104,12 @@ TEST(PatchSignificandLinking, DefaultRandomSignificandsLeaveOverlappingPatchesUn
     const crypto::PatchConvKey key =
         keygen.patch_conv_key(s.positions(), s.patch(), s.out_channels);
     // Pairs of rows that share two significands: chance only (two coincidences among 2^23).
-    const LinkResult two = attack(s, key, x, 2);
+    const LinkResult two = run_attack(s, key, x, 2);
     EXPECT_LE(two.linked, 2) << two.overlapping << " of them overlapping";
     EXPECT_EQ(two.neighbours_linked, 0);
     // Even a single shared significand (a coincidence among 2^23 values, with any row) links
     // almost none of the overlapping patches (power of two: all of them).
-    const LinkResult one = attack(s, key, x, 1);
+    const LinkResult one = run_attack(s, key, x, 1);
     EXPECT_LE(one.overlapping, one.neighbours / 20) << one.linked << " pairs linked";
   }
 }
