@@ -70,9 +70,14 @@ std::string dims_string(std::initializer_list<int64_t> dims) {
 }  // namespace
 
 OperationKeySpace KeySpace::matmul(int64_t m, int64_t k, int64_t n) const {
+  return matmul(m, k, n, params_.distribution);
+}
+
+OperationKeySpace KeySpace::matmul(int64_t m, int64_t k, int64_t n,
+                                   ScaleDistribution operand_scales) const {
   const bool sign = params_.signed_inner_scale;
-  const DimensionEntropy rows = dimension("rows", m, true, false);
-  const DimensionEntropy inner = dimension("inner", k, true, sign);
+  const DimensionEntropy rows = dimension("rows", m, true, false, operand_scales);
+  const DimensionEntropy inner = dimension("inner", k, true, sign, operand_scales);
   const DimensionEntropy cols = dimension("cols", n, true, false);
   OperationKeySpace op;
   op.operation = "matmul " + dims_string({m, k}) + "x" + dims_string({k, n});
@@ -124,16 +129,8 @@ OperationKeySpace KeySpace::conv_channel(const ConvShape& s) const {
 }
 
 OperationKeySpace KeySpace::patch_conv(const ConvShape& s) const {
-  const ScaleDistribution d = params_.patch_distribution;
-  const DimensionEntropy rows = dimension("rows", s.positions(), true, false, d);
-  const DimensionEntropy inner = dimension("inner", s.patch(), true, params_.signed_inner_scale, d);
-  const DimensionEntropy cols = dimension("cols", s.out_channels, true, false);
-  OperationKeySpace op;
-  op.forward_key_bits = rows.bits() + inner.bits() + cols.bits();
-  op.tensors = {{"X'", {rows, inner}},
-                {"W'", {inner, cols}},
-                {"dY'1", {dimension("rows (fresh)", s.positions(), true, false), cols}},
-                {"dY'2", {rows, dimension("cols (fresh)", s.out_channels, true, false)}}};
+  OperationKeySpace op =
+      matmul(s.positions(), s.patch(), s.out_channels, params_.patch_distribution);
   op.operation = "conv_patch " + dims_string({s.batch, s.in_channels, s.height, s.width}) + "*" +
                  dims_string({s.out_channels, s.in_channels, s.kh, s.kw}) + " as " +
                  dims_string({s.positions(), s.patch()}) + "x" +

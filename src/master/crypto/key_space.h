@@ -69,6 +69,9 @@ class KeySpace {
   OperationKeySpace patch_conv(const ConvShape& s) const;
 
  private:
+  /// matmul() with the rows' and inner dimension's scales drawn from `operand_scales`.
+  OperationKeySpace matmul(int64_t m, int64_t k, int64_t n, ScaleDistribution operand_scales) const;
+
   ObfuscationParams params_;
 };
 
